@@ -1,0 +1,33 @@
+"""smartllm: an in-process LLM router.
+
+``import smartllm`` loads neither litellm nor an ONNX session: both are
+created on first use.
+"""
+
+from ._embedder import Embedder
+from ._errors import (
+    AllModelsFailedError,
+    AssetError,
+    BudgetExceededError,
+    ConfigurationError,
+    FeedbackError,
+    LogStoreError,
+    SmartLLMError,
+    UnknownModelError,
+)
+from ._paths import data_dir
+from ._version import __version__
+
+__all__ = [
+    "AllModelsFailedError",
+    "AssetError",
+    "BudgetExceededError",
+    "ConfigurationError",
+    "Embedder",
+    "FeedbackError",
+    "LogStoreError",
+    "SmartLLMError",
+    "UnknownModelError",
+    "__version__",
+    "data_dir",
+]
