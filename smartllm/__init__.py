@@ -4,6 +4,7 @@
 created on first use.
 """
 
+from ._client import Client
 from ._embedder import Embedder
 from ._errors import (
     AllModelsFailedError,
@@ -16,17 +17,24 @@ from ._errors import (
     UnknownModelError,
 )
 from ._paths import data_dir
+from ._stream import AsyncStreamResponse, StreamResponse
+from ._types import Response, RoutingDecision
 from ._version import __version__
 
 __all__ = [
     "AllModelsFailedError",
     "AssetError",
+    "AsyncStreamResponse",
     "BudgetExceededError",
+    "Client",
     "ConfigurationError",
     "Embedder",
     "FeedbackError",
     "LogStoreError",
+    "Response",
+    "RoutingDecision",
     "SmartLLMError",
+    "StreamResponse",
     "UnknownModelError",
     "__version__",
     "data_dir",

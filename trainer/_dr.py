@@ -8,8 +8,8 @@ Symbols follow the trainer's method: for row i and model t,
 
 with quality in [0, 1], cost in USD and λ in quality points per USD. Keeping A
 and C apart makes every utility target exactly affine in λ. A boolean ``mask``
-(n, K), where given, marks the entries that exist (full-feedback tables with
-missing models); masked-out entries never enter a value or a loss.
+(n, K) marks the entries that exist in full-feedback tables with missing models.
+Masked-out entries never enter a value or a loss.
 """
 
 from __future__ import annotations

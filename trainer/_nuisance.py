@@ -170,7 +170,7 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
-def fit_multinomial_logit(Z, labels, n_models, l2=1e-3, max_iter=300, tol=1e-5):
+def fit_multinomial_logit(Z, labels, n_models, l2=1e-3, max_iter=200, tol=1e-5):
     """Fit a multinomial logistic regression and return coefficients (p, K).
 
     Minimises mean cross-entropy + ``l2 / 2 * ||slopes||^2`` with Nesterov's
@@ -188,7 +188,9 @@ def fit_multinomial_logit(Z, labels, n_models, l2=1e-3, max_iter=300, tol=1e-5):
     coef = np.zeros((p, n_models), dtype=np.float32)
     momentum = coef.copy()
     t_prev = 1.0
-    for iteration in range(max_iter):
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
         probs = softmax(Z @ momentum)
         grad = Z.T @ (probs - onehot) / n + penalty * momentum
         new_coef = momentum - step * grad
@@ -197,7 +199,7 @@ def fit_multinomial_logit(Z, labels, n_models, l2=1e-3, max_iter=300, tol=1e-5):
         coef, t_prev = new_coef, t_next
         if np.abs(grad).max() < tol:
             break
-    logger.debug("multinomial logit stopped after %d iterations", iteration + 1)
+    logger.debug("multinomial logit stopped after %d iterations", iterations)
     return coef
 
 

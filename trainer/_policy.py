@@ -69,7 +69,9 @@ def init_params(n_features, hidden, n_heads, n_models, per_lambda, rng):
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         std = np.sqrt(2.0 / (fan_in if layer == 0 else fan_in // blocks))
         weight = rng.normal(0.0, std, (fan_in, fan_out)).astype(np.float32)
-        mask = None if layer == 0 or blocks == 1 else _block_mask(fan_in, fan_out, blocks)
+        mask = (
+            None if layer == 0 or blocks == 1 else _block_mask(fan_in, fan_out, blocks)
+        )
         params += [_apply(weight, mask), np.zeros(fan_out, dtype=np.float32)]
         masks += [mask, None]
 

@@ -227,7 +227,11 @@ def check_full_feedback(X, quality_matrix, cost_matrix, output_tokens_matrix, n_
     tokens = None
     if output_tokens_matrix is not None:
         tokens = check_matrix(
-            output_tokens_matrix, "output_tokens_matrix", shape, 0.0, None,
+            output_tokens_matrix,
+            "output_tokens_matrix",
+            shape,
+            0.0,
+            None,
             "Pass token counts >= 0.",
         )
     return X, quality, cost, tokens

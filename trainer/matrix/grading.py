@@ -55,9 +55,10 @@ def extract_answer(output: str | None) -> str | None:
     if answer is None:
         answer = _answer_from_boxed(output)
 
-    if answer is None or not answer.strip():
+    # Whitespace is kept because it is part of a CRUXEval string literal.
+    if not answer:
         return None
-    return answer.strip()
+    return answer
 
 
 def grade(task: str, output: str | None, gold: str) -> bool:
@@ -182,7 +183,7 @@ def _evaluate_latex_fraction(match: re.Match[str]) -> str:
 
 
 def _strip_quotes(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
+    core = text.strip()
+    if len(core) >= 2 and core[0] == core[-1] and core[0] in "'\"":
+        return core[1:-1]
     return text
