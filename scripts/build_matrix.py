@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trainer.matrix.build import build_matrix  # noqa: E402
+from trainer.matrix.build import build_matrix
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         "text are unchanged instead of recomputing them",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
 
     # The data folder is machine-specific, so provenance records a placeholder.
-    command = "python scripts/build_matrix.py --data-dir <data-dir> --out " + shlex.quote(
-        _relative(args.out)
+    command = (
+        "python scripts/build_matrix.py --data-dir <data-dir> --out "
+        + shlex.quote(_relative(args.out))
     )
     provenance = build_matrix(
         args.data_dir,
@@ -68,7 +71,9 @@ def _relative(path: Path) -> str:
 
 def _print_summary(provenance: dict) -> None:
     print("\nGrader accuracy against the published figure (points):")
-    print(f"{'source':18} {'model':58} {'n':>6} {'grader':>7} {'upstream':>8} {'diff':>6}")
+    print(
+        f"{'source':18} {'model':58} {'n':>6} {'grader':>7} {'upstream':>8} {'diff':>6}"
+    )
     for row in provenance["grader_agreement"]:
         upstream = row["upstream_accuracy"]
         difference = row["difference"]

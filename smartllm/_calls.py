@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,28 @@ from ._pool import PoolModel
 from ._retry import retry_delay, should_retry
 
 logger = logging.getLogger(__name__)
+
+REDACTED = "[REDACTED]"
+# Credentials a provider may echo in an error message even when the client
+# does not know them: bearer tokens and OpenAI-style "sk-..." keys.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[^\s,;'\"]+"),
+    re.compile(r"\b(sk-)[A-Za-z0-9_\-]{6,}"),
+)
+_SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|authorization)")
+# Shorter values are too likely to occur in ordinary text to be replaced.
+MIN_SECRET_LENGTH = 8
+
+
+class EmptyCompletionError(RuntimeError):
+    """A provider returned a completion without choices. It is retried like a timeout."""
+
+
+def check_choices(result: Any) -> Any:
+    """Return a non-streamed completion, or raise EmptyCompletionError if it has no choices."""
+    if not getattr(result, "choices", None):
+        raise EmptyCompletionError("the provider returned a completion with no choices")
+    return result
 
 
 @dataclass
@@ -68,12 +92,47 @@ def error_headers(exc: BaseException) -> Mapping[str, str]:
     return {}
 
 
-def describe_error(exc: BaseException) -> str:
-    """Return a one-line description of an error: type, HTTP status and message."""
+def secret_values(models: Iterable[PoolModel]) -> list[str]:
+    """Return the credentials an error message must not repeat.
+
+    These are the pool entries' parameters and headers whose name contains
+    key, token, secret, password or authorization, and the values of
+    environment variables with such names (``OPENAI_API_KEY`` and the like,
+    which litellm reads).
+    """
+    found = [
+        value for name, value in os.environ.items() if _SECRET_NAME.search(name)
+    ]
+    for model in models:
+        for name, value in model.params.items():
+            if isinstance(value, Mapping):  # extra_headers, headers
+                found += [v for k, v in value.items() if _SECRET_NAME.search(str(k))]
+            elif _SECRET_NAME.search(name):
+                found.append(value)
+    unique = {v for v in found if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH}
+    return sorted(unique, key=len, reverse=True)
+
+
+def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace known credentials, bearer tokens and sk- keys in ``text`` with [REDACTED]."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text
+
+
+def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """Return a one-line description of an error: type, HTTP status and message.
+
+    Credentials in the message are redacted (see :func:`redact_secrets`),
+    because the description goes to the log file and to logging.
+    """
     status = error_status(exc)
     text = str(exc).splitlines()[0] if str(exc) else ""
+    text = redact_secrets(text, secrets)[:300]
     prefix = type(exc).__name__ if status is None else f"{type(exc).__name__} ({status})"
-    return f"{prefix}: {text[:300]}" if text else prefix
+    return f"{prefix}: {text}" if text else prefix
 
 
 def _next_delay(
@@ -120,13 +179,18 @@ def _record_failure(
         "request %s: model %s failed: %s; %s",
         request_id,
         model.name,
-        describe_error(exc),
+        describe_error(exc, secret_values(order)),
         f"falling back to {following[0].name}" if following else "no model left",
     )
 
 
-def _all_failed(request_id: str, causes: dict[str, BaseException]) -> AllModelsFailedError:
-    details = "; ".join(f"{name}: {describe_error(exc)}" for name, exc in causes.items())
+def _all_failed(
+    request_id: str, causes: dict[str, BaseException], order: Sequence[PoolModel]
+) -> AllModelsFailedError:
+    secrets = secret_values(order)
+    details = "; ".join(
+        f"{name}: {describe_error(exc, secrets)}" for name, exc in causes.items()
+    )
     return AllModelsFailedError(
         f"request {request_id}: all {len(causes)} models failed ({details})", causes
     )
@@ -158,7 +222,7 @@ def call_with_fallbacks(
                 attempt += 1
                 continue
             return CallOutcome(result, model, chain, causes)
-    raise _all_failed(request_id, causes)
+    raise _all_failed(request_id, causes, order)
 
 
 async def acall_with_fallbacks(
@@ -187,4 +251,4 @@ async def acall_with_fallbacks(
                 attempt += 1
                 continue
             return CallOutcome(result, model, chain, causes)
-    raise _all_failed(request_id, causes)
+    raise _all_failed(request_id, causes, order)

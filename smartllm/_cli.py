@@ -7,8 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._client import Client
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +58,134 @@ def _build_parser() -> argparse.ArgumentParser:
     route.add_argument("--json", action="store_true", help="print JSON")
     route.set_defaults(handler=_cmd_route)
 
-    status = commands.add_parser("status", help="request, feedback and cost totals of the log")
+    status = commands.add_parser(
+        "status",
+        help="log totals, router versions and per-model exploration of the log",
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_cmd_status)
+
+    retrain = commands.add_parser(
+        "retrain",
+        help="refit the router from the log and install it if it is better",
+        description=RETRAIN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_retrain_arguments(retrain)
+    retrain.set_defaults(handler=_cmd_retrain)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="activate an earlier installed router (default: the one before the active one)",
+    )
+    rollback.add_argument(
+        "version", nargs="?", help="version name from 'smartllm status', or 'bundled'"
+    )
+    rollback.set_defaults(handler=_cmd_rollback)
     return parser
+
+
+RETRAIN_DESCRIPTION = """\
+Refit the routing policy from the local log and install it when it is better.
+
+Reads the log joined with the latest feedback per request, recomputes each
+call's cost from its logged tokens and current prices, fits candidates (a
+DR-trained policy, a DR-learner and the best constant model per λ) on
+a training slice and compares them with the current router on the held-out
+slice (--holdout, default 30%) by doubly robust (DR) value over the λ grid.
+
+Promotion rule: a candidate is installed only when (1) the mean over the λ
+grid of its paired DR value difference to the current router is above 0 and
+the lower end of its bootstrap confidence interval is above 0 (95%,
+Bonferroni-adjusted to 1 - 0.05/m for m candidates), and (2) at no grid λ is
+the upper end of the 95% interval of the difference below 0. --force skips
+the rule. The exit code is 0 whether a router was installed or not.
+"""
+
+
+def _add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._overlap import DEFAULT_MIN_FEEDBACK
+
+    parser.add_argument(
+        "--since",
+        help="use rows from this time on: an ISO date or time (local time) or a duration "
+        "back from now such as 12h, 7d or 2w (default: the whole log)",
+    )
+    parser.add_argument(
+        "--min-feedback", type=int, default=DEFAULT_MIN_FEEDBACK,
+        help="explored calls with feedback a model needs to enter the new router; models "
+        f"with fewer keep a raised exploration share (default {DEFAULT_MIN_FEEDBACK})",
+    )
+    parser.add_argument(
+        "--min-new", type=int, default=0,
+        help="exit at once, without training, when fewer than this many feedback rows "
+        "arrived since the last retrain (for cron and timers; default 0)",
+    )
+    parser.add_argument(
+        "--holdout", type=float, default=0.3,
+        help="share of rows held out for the comparison, 0.05 to 0.8 (default 0.3)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="evaluate, install nothing")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="install the candidate with the best mean DR difference even when it fails "
+        "the promotion rule",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--log", help="log file (default <data dir>/log.sqlite3)")
+    parser.add_argument(
+        "--prices",
+        help="JSON file of USD prices that override litellm's and router.json's: "
+        '{"model": {"input_per_million": 0.15, "output_per_million": 0.6}}',
+    )
+    parser.add_argument(
+        "--plot", help="PNG of the estimated cost-quality curves "
+        "(default <data dir>/retrain_curves.png)",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG")
+    parser.add_argument(
+        "--epochs", type=int, default=60,
+        help="maximum training epochs of the DR policy (default 60)",
+    )
+    parser.add_argument(
+        "--hidden", type=int, default=32, help="hidden units of the DR policy (default 32)"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000,
+        help="bootstrap resamples of the confidence intervals, >= 100 (default 1000)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    try:
+        from trainer.retrain import run
+    except ImportError as exc:
+        print(
+            f"smartllm retrain needs the trainer extra ({exc}): "
+            "pip install 'smartllm[trainer]'",
+            file=sys.stderr,
+        )
+        return 1
+    return run(args)
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from . import _versions
+    from ._errors import ConfigurationError
+
+    before = _versions.current_version() or _versions.BUNDLED
+    try:
+        target = args.version or _versions.previous_version()
+        _versions.set_current(target)
+    except ConfigurationError as exc:
+        print(f"smartllm rollback: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"smartllm rollback: cannot write {_versions.routers_dir()}: {exc}", file=sys.stderr)
+        return 1
+    print(f"active router: {target} (was {before})")
+    return 0
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -116,7 +244,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ._errors import SmartLLMError
 
     try:
-        report = Client().status()
+        client = Client()
+        report = client.status()
+        report.update(_router_versions())
+        report.update(_exploration(client))
     except SmartLLMError as exc:
         print(f"smartllm status: {exc}", file=sys.stderr)
         return 1
@@ -130,7 +261,52 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"log write failures: {report['log_write_failures']}")
     for name, totals in report["per_model"].items():
         print(f"  {name:<48} {totals['requests']:>8} requests {totals['cost']:>12.6f} USD")
+
+    print(f"installed routers (active: {report['active_router']}):")
+    for version in report["router_versions"]:
+        mark = "*" if version == report["active_router"] else " "
+        print(f"  {mark} {version}")
+    print("exploration per model (explored calls with feedback, smallest propensity):")
+    for name, item in report["exploration"].items():
+        smallest = item["min_propensity"]
+        shown = "never chosen" if smallest is None else f"{smallest:.4f}"
+        print(f"  {name:<48} {item['with_feedback']:>8} {shown:>12}")
+    for warning in report["exploration_warnings"]:
+        print(f"warning: {warning}")
     return 0
+
+
+def _router_versions() -> dict[str, object]:
+    from . import _versions
+
+    return {
+        "active_router": _versions.current_version() or _versions.BUNDLED,
+        "router_versions": [v.name for v in _versions.list_versions()],
+    }
+
+
+def _exploration(client: Client) -> dict:
+    from ._errors import AssetError
+    from ._overlap import exploration_warnings, model_overlap
+    from ._paths import data_dir
+    from ._store import LOG_FILE_NAME, LogStore
+
+    store = LogStore(data_dir() / LOG_FILE_NAME)
+    try:
+        overlap = model_overlap(store.connection())
+    finally:
+        store.close()
+    # Models of the active router that the log never mentions have no data at all.
+    try:
+        router_models = client._router_source().current().models
+    except AssetError:
+        router_models = []
+    for model in router_models:
+        overlap.setdefault(
+            model, {"allowed": 0, "chosen": 0, "with_feedback": 0, "min_propensity": None}
+        )
+    overlap = dict(sorted(overlap.items()))
+    return {"exploration": overlap, "exploration_warnings": exploration_warnings(overlap)}
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -25,7 +25,9 @@ from ._calls import (
     RetrySettings,
     acall_with_fallbacks,
     call_with_fallbacks,
+    check_choices,
     describe_error,
+    secret_values,
 )
 from ._embedder import Embedder
 from ._errors import (
@@ -38,12 +40,14 @@ from ._errors import (
 )
 from ._features import FEATURE_SET, router_features
 from ._paths import data_dir
+from ._overlap import DEFAULT_MIN_FEEDBACK, feedback_counts
 from ._pool import PoolModel, normalise_models, resolve_pool
 from ._pricing import ensure_local_cost_map
 from ._request import (
     PreparedRequest,
     check_budget,
     check_fraction,
+    check_utf8,
     check_willingness_to_pay,
     prepare_request,
 )
@@ -88,6 +92,9 @@ class _PoolState:
     input_price: np.ndarray
     output_price: np.ndarray
     cold_start: np.ndarray
+    # Router models with too little logged feedback; they get the min_explore
+    # floor like cold-start models (see _under_explored).
+    under_explored: np.ndarray
 
 
 @dataclass
@@ -118,7 +125,9 @@ class Client:
         exploration: share ε of each choice drawn uniformly from the feasible
             models, in [0, 1). 0 warns, because retraining then cannot learn
             about models the policy never picks.
-        min_explore: minimum probability of each feasible cold-start model.
+        min_explore: minimum probability of each feasible cold-start model and
+            of each model with fewer explored calls with feedback in the log
+            than router.json's ``min_feedback`` (default 100).
         strict: raise BudgetExceededError when no model fits the budget,
             instead of calling the cheapest model.
         log_prompts: store prompt text in the log (off: only its sha256).
@@ -135,7 +144,7 @@ class Client:
         max_retry_delay: longest wait in seconds; a Retry-After header asking
             for more makes the client fall back at once.
         policy_temperature: softmax temperature over the router logits;
-            defaults to router.json's ``policy_temperature``, else 1.0.
+            defaults to router.json's ``softmax_temperature``, else 1.0.
         embed_threads: onnxruntime threads of the embedder.
         log_path: SQLite file of the log; defaults to
             ``<data_dir>/log.sqlite3``.
@@ -224,6 +233,10 @@ class Client:
         self._sessions: OrderedDict[str, str] = OrderedDict()
         self._session_lock = threading.Lock()
         self.log_write_failures = 0
+        self._log_failing = False
+        self._counter_lock = threading.Lock()
+        self.router_failures = 0  # requests routed by the degraded price-only choice
+        self._degraded_versions: set[str] = set()
 
     # -- public API -------------------------------------------------------
 
@@ -385,7 +398,10 @@ class Client:
         with self._state_lock:
             state = self._states.get(router.version)
             if state is None:
-                pool = resolve_pool(self._entries, router.models, router.prices)
+                pool = resolve_pool(
+                    self._entries, router.models, router.prices,
+                    strict_like="under_explored" not in router.manifest,
+                )
                 state = _PoolState(
                     router=router,
                     models=pool,
@@ -394,6 +410,7 @@ class Client:
                     input_price=np.array([m.price.input_per_token for m in pool]),
                     output_price=np.array([m.price.output_per_token for m in pool]),
                     cold_start=np.array([m.cold_start for m in pool], dtype=bool),
+                    under_explored=self._under_explored(router, pool),
                 )
                 self._states[router.version] = state
                 for model in pool:
@@ -402,6 +419,37 @@ class Client:
                         model.price.source,
                     )
         return state
+
+    def _under_explored(self, router: Router, pool: list[PoolModel]) -> np.ndarray:
+        """Mark pool models with fewer explored calls with feedback than the threshold.
+
+        The threshold is router.json's ``min_feedback``, else 100. A model is
+        under-explored when router.json lists it under ``under_explored`` or
+        the log contains fewer such calls for it. The counts are read once per
+        router version, so a long-running client re-reads them only when a
+        new router is installed.
+        """
+        threshold = router.manifest.get("min_feedback", DEFAULT_MIN_FEEDBACK)
+        if isinstance(threshold, bool) or not isinstance(threshold, int):
+            threshold = DEFAULT_MIN_FEEDBACK
+        listed = router.manifest.get("under_explored")
+        listed = set(listed) if isinstance(listed, list) else set()
+        counts: dict[str, int] = {}
+        if self._store.path.exists():
+            try:
+                counts = feedback_counts(self._store.connection())
+            except _LOG_ERRORS as exc:
+                logger.warning(
+                    "cannot count feedback per model in %s (%s); treating every "
+                    "model as explored", self._store.path, exc,
+                )
+                counts = {model.name: threshold for model in pool}
+        marked = [m.name in listed or counts.get(m.name, 0) < threshold for m in pool]
+        logger.debug(
+            "router %s: under-explored models %s (threshold %d)",
+            router.version, [m.name for m, flag in zip(pool, marked) if flag], threshold,
+        )
+        return np.array(marked, dtype=bool)
 
     def _allowed_mask(
         self, state: _PoolState, models: Iterable[str] | None, exclude: Iterable[str] | None
@@ -451,13 +499,28 @@ class Client:
         version = state.router.version
         try:
             prediction = state.router.predict(features, lam)
+            problem = _non_finite_output(prediction)
         # The ONNX run raises onnxruntime's private types; routing must not fail.
         except Exception as exc:
-            logger.warning("router %s failed (%s); choosing by price alone", version, exc)
-            size = len(state.router.models)
-            prediction = RouterPrediction(np.zeros(size), np.full(size, 0.5), np.zeros(size))
-            version = f"{version}+degraded"
-        return prediction, version
+            problem = f"failed ({exc})"
+        if problem is None:
+            return prediction, version
+
+        # Equal logits and qualities with zero output tokens make the cheapest
+        # feasible model the policy's only choice; exploration still applies.
+        with self._counter_lock:
+            self.router_failures += 1
+            first_for_version = version not in self._degraded_versions
+            self._degraded_versions.add(version)
+        log = logger.warning if first_for_version else logger.debug
+        log(
+            "router %s %s; choosing the cheapest model and logging policy version "
+            "%s+degraded (%d degraded requests so far)",
+            version, problem, version, self.router_failures,
+        )
+        size = len(state.router.models)
+        prediction = RouterPrediction(np.zeros(size), np.full(size, 0.5), np.zeros(size))
+        return prediction, f"{version}+degraded"
 
     def _decide(
         self,
@@ -477,6 +540,8 @@ class Client:
         lam = 0.0 if wtp is None else 1.0 / wtp
         if session_id is not None and not isinstance(session_id, str):
             raise TypeError(f"session_id must be a str, got {type(session_id).__name__}")
+        if session_id is not None:
+            check_utf8(session_id, "session_id")
 
         state = self._pool_state()
         allowed = self._allowed_mask(state, models, exclude)
@@ -495,7 +560,7 @@ class Client:
             logits, quality, cost, allowed, budget,
             exploration=self.exploration,
             temperature=self.policy_temperature or state.router.temperature,
-            cold_start=state.cold_start,
+            cold_start=state.cold_start | state.under_explored,
             min_explore=self.min_explore,
         )
         if distribution.over_budget and (self.strict if strict is None else strict):
@@ -573,7 +638,9 @@ class Client:
             try:
                 model = self._store.session_model(session_id)
             except _LOG_ERRORS as exc:
-                logger.warning("cannot read session %s from the log: %s", session_id, exc)
+                # While log writes fail, _count_log_failure has already warned.
+                log = logger.debug if self._log_failing else logger.warning
+                log("cannot read session %s from the log: %s", session_id, exc)
                 model = None
         index = state.index.get(model) if model else None
         if index is None or not allowed[index]:
@@ -647,7 +714,7 @@ class Client:
     def _invoke(self, model: PoolModel, call: _Call, kwargs: dict[str, Any]) -> Any:
         result = self._litellm().completion(**self._call_params(model, call, kwargs))
         if not call.stream:
-            return result
+            return check_choices(result)
         # Read the first chunk here, so that an error before any text arrives
         # still falls back to the next model.
         iterator = iter(result)
@@ -657,7 +724,7 @@ class Client:
     async def _ainvoke(self, model: PoolModel, call: _Call, kwargs: dict[str, Any]) -> Any:
         result = await self._litellm().acompletion(**self._call_params(model, call, kwargs))
         if not call.stream:
-            return result
+            return check_choices(result)
         iterator = result.__aiter__()
         try:
             first = await iterator.__anext__()
@@ -710,7 +777,11 @@ class Client:
                 status=result.status, input_tokens=input_tokens,
                 output_tokens=output_tokens, estimated=estimated, cost=cost,
                 latency=latency,
-                error=describe_error(result.error) if result.error is not None else None,
+                error=(
+                    describe_error(result.error, secret_values(call.order))
+                    if result.error is not None
+                    else None
+                ),
             )
             self._remember_session(call.session_id, outcome.served.name)
             if result.status == "ok":
@@ -796,12 +867,31 @@ class Client:
         try:
             self._store.insert_request(record)
         except _LOG_ERRORS as exc:
-            self.log_write_failures += 1
-            self._store.count_write_failure()
-            logger.warning(
-                "request %s: log write to %s failed (%s); %d failures so far",
-                call.request_id, self._store.path, exc, self.log_write_failures,
+            self._count_log_failure(call.request_id, exc)
+            return
+        if self._log_failing:
+            self._log_failing = False
+            logger.info(
+                "log writes to %s succeed again after %d failures",
+                self._store.path, self.log_write_failures,
             )
+
+    def _count_log_failure(self, request_id: str, exc: BaseException) -> None:
+        with self._counter_lock:
+            self.log_write_failures += 1
+            failures = self.log_write_failures
+            first_of_run = not self._log_failing
+            self._log_failing = True
+        self._store.count_write_failure()
+        # One WARNING per run of failures (and every 100th), so a full disk
+        # does not flood the host's logs; the rest go to DEBUG.
+        log = logger.warning if first_of_run or failures % 100 == 0 else logger.debug
+        log(
+            "request %s: log write to %s failed (%s); %d failures so far. Check that "
+            "the disk has space and SMARTLLM_HOME is writable; repeats are logged at "
+            "DEBUG until a write succeeds",
+            request_id, self._store.path, exc, failures,
+        )
 
     def _evaluate(self, call: _Call, text: str) -> None:
         if self.evaluator is None:
@@ -812,6 +902,13 @@ class Client:
         # The evaluator is user code; its failure must not fail the completion.
         except Exception as exc:
             logger.warning("request %s: evaluator failed: %s", call.request_id, exc)
+
+
+def _non_finite_output(prediction: RouterPrediction) -> str | None:
+    for name in ("logits", "quality", "output_tokens"):
+        if not np.isfinite(getattr(prediction, name)).all():
+            return f"returned non-finite {name}"
+    return None
 
 
 def _response_text(response: Any) -> str:

@@ -21,8 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import logging
+
 from ._errors import ConfigurationError
 from ._pricing import Price, litellm_price, parse_user_price, router_price
+
+logger = logging.getLogger(__name__)
 
 SMARTLLM_KEYS = frozenset({"like", "price", "model"})
 # Keys the client sets on every call; a pool entry may not override them.
@@ -90,12 +94,17 @@ def resolve_pool(
     entries: Mapping[str, Mapping[str, Any]] | None,
     router_models: Sequence[str],
     router_prices: Mapping[str, Any],
+    strict_like: bool = True,
 ) -> list[PoolModel]:
     """Attach a price and a router column to every pool model.
 
     ``entries`` None means the router's own models with default parameters.
     Raises ConfigurationError for a model without a price, or a ``like`` that
-    names a model the router does not know.
+    names a model the router does not know. With ``strict_like`` False, such a
+    ``like`` is ignored and the nearest-priced router model serves as the
+    prior instead. A retrained router lists only the pool models that had
+    enough feedback, so the model a ``like`` names may be missing from it.
+    A pool model that the router knows by name never uses its ``like``.
     """
     if entries is None:
         entries = {name: {} for name in router_models}
@@ -110,7 +119,10 @@ def resolve_pool(
     pool = []
     for name, entry in entries.items():
         like = entry.get("like")
-        if like is not None and like not in columns:
+        if like is not None and like not in columns and not strict_like:
+            logger.debug("models[%r]: like=%r is not in the router; using the price", name, like)
+            like = None
+        if like is not None and like not in columns and name not in columns:
             raise ConfigurationError(
                 f"models[{name!r}] has like={like!r}, which the router does not know; "
                 f"use one of {list(router_models)}"

@@ -41,11 +41,12 @@ def prepare_request(prompt: object, messages: object) -> PreparedRequest:
     if prompt is not None:
         if not isinstance(prompt, str):
             raise TypeError(
-                f"prompt must be a str, got {type(prompt).__name__}; pass "
-                "messages=[...] for a conversation"
+                f"prompt must be a str, got {type(prompt).__name__} ({prompt!r:.60}); "
+                "pass messages=[...] for a conversation"
             )
         if not prompt.strip():
             raise ConfigurationError("prompt is empty or whitespace; pass the request text")
+        check_utf8(prompt, "prompt")
         digest = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
         return PreparedRequest(
             [{"role": "user", "content": prompt}], prompt, [prompt], digest, prompt, prompt
@@ -86,8 +87,26 @@ def _prepare_messages(messages: object) -> PreparedRequest:
 
     router_text = "\n\n".join([*system_texts, last_user])
     canonical = json.dumps(items, sort_keys=True, ensure_ascii=False, default=str)
+    check_utf8(canonical, "messages")
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return PreparedRequest(items, router_text, texts, digest, canonical, last_user)
+
+
+def check_utf8(text: str, name: str) -> None:
+    """Raise ConfigurationError if ``text`` contains a lone surrogate.
+
+    Lone surrogates (U+D800 to U+DFFF outside a pair) come from bytes decoded
+    with ``errors="surrogateescape"`` or from broken JSON. UTF-8 cannot encode
+    them, so neither the tokenizer, the log nor the provider could take them.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(
+            f"{name} contains the lone surrogate {text[exc.start]!r} at index {exc.start}, "
+            "which UTF-8 cannot encode; decode the source bytes with errors='replace' "
+            "or remove the character"
+        ) from None
 
 
 def message_text(content: object, index: int) -> str:

@@ -82,7 +82,7 @@ class Router:
     @property
     def temperature(self) -> float:
         """Softmax temperature recorded by the trainer, 1.0 when absent."""
-        value = self.manifest.get("policy_temperature", 1.0)
+        value = self.manifest.get("softmax_temperature", 1.0)
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             return float(value)
         return 1.0
@@ -147,7 +147,10 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise AssetError(f"cannot read the router manifest {path}: {exc}") from exc
+        raise AssetError(
+            f"cannot read the router manifest {path}: {exc}; reinstall the router, "
+            "or smartllm for the bundled one"
+        ) from exc
     if not isinstance(manifest, dict):
         raise AssetError(f"router manifest {path} is not a JSON object")
     return manifest
@@ -199,7 +202,10 @@ def _create_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
             str(path), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises several private types
-        raise AssetError(f"cannot load the router ONNX file {path}: {exc}") from exc
+        raise AssetError(
+            f"cannot load the router ONNX file {path}: {exc}; reinstall the router, "
+            "or smartllm for the bundled one"
+        ) from exc
 
 
 def _check_session(
@@ -282,7 +288,7 @@ class RouterSource:
     def _load_installed(self, pointer: Path) -> Router | None:
         try:
             version = pointer.read_text(encoding="utf-8").strip()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             logger.warning("cannot read %s (%s); using the bundled router", pointer, exc)
             return None
         if not version or version in {".", ".."} or "/" in version or "\\" in version:

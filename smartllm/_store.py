@@ -184,22 +184,29 @@ class LogStore:
         """Insert one request row; keys are the names in :data:`REQUEST_COLUMNS`."""
         values = [_to_sql(record.get(name)) for name, _ in REQUEST_COLUMNS]
         connection = self.connection()
-        with connection:
-            connection.execute(_INSERT_REQUEST, values)
-            if self._pending_failures:
-                failures, self._pending_failures = self._pending_failures, 0
-                connection.execute(
-                    "UPDATE meta SET value = value + ? WHERE key = 'log_write_failures'",
-                    (failures,),
-                )
+        with self._lock:
+            failures, self._pending_failures = self._pending_failures, 0
+        try:
+            with connection:
+                connection.execute(_INSERT_REQUEST, values)
+                if failures:
+                    connection.execute(
+                        "UPDATE meta SET value = value + ? WHERE key = 'log_write_failures'",
+                        (failures,),
+                    )
+        except BaseException:
+            with self._lock:
+                self._pending_failures += failures  # the rollback dropped the update
+            raise
 
     def count_write_failure(self) -> None:
         """Remember a failed write; it is added to the file's count on the next success."""
-        self._pending_failures += 1
+        with self._lock:
+            self._pending_failures += 1
 
     def add_feedback(self, request_id: str, score: float, source: str | None) -> None:
         """Record a score in [0, 1] for a logged request."""
-        if not isinstance(request_id, str) or not request_id:
+        if not isinstance(request_id, str) or not request_id or not _is_utf8(request_id):
             raise FeedbackError(f"request_id={request_id!r} is invalid; pass Response.request_id")
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise FeedbackError(f"score={score!r} is not a number; pass a float in [0, 1]")
@@ -207,22 +214,35 @@ class LogStore:
             raise FeedbackError(f"score={score!r} is outside [0, 1]; pass a float in [0, 1]")
         if source is not None and not isinstance(source, str):
             raise FeedbackError(f"source={source!r} is not a str; pass a short label or None")
+        if source is not None and not _is_utf8(source):
+            raise FeedbackError(
+                f"source={source!r} contains a lone surrogate, which UTF-8 cannot encode; "
+                "pass a valid str label"
+            )
 
         connection = self.connection()
-        with connection:
-            found = connection.execute(
-                "SELECT 1 FROM requests WHERE id = ?", (request_id,)
-            ).fetchone()
-            if found is None:
-                raise FeedbackError(
-                    f"request id {request_id!r} is not in the log {self.path}; check "
-                    "the id and that SMARTLLM_HOME matches the process that made the request"
+        try:
+            with connection:
+                found = connection.execute(
+                    "SELECT 1 FROM requests WHERE id = ?", (request_id,)
+                ).fetchone()
+                if found is None:
+                    raise FeedbackError(
+                        f"request id {request_id!r} is not in the log {self.path}; check "
+                        "the id, that SMARTLLM_HOME matches the process that made the "
+                        "request, and that its log write did not fail"
+                    )
+                connection.execute(
+                    "INSERT INTO feedback (request_id, score, source, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (request_id, float(score), source, time.time()),
                 )
-            connection.execute(
-                "INSERT INTO feedback (request_id, score, source, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (request_id, float(score), source, time.time()),
-            )
+        except sqlite3.Error as exc:
+            raise LogStoreError(
+                f"cannot store feedback for request {request_id!r} in the log "
+                f"{self.path}: {exc}; check that the disk has space and SMARTLLM_HOME "
+                "is writable, then send it again"
+            ) from exc
 
     def session_model(self, session_id: str) -> str | None:
         """Return the model that last served a session, or None."""
@@ -271,6 +291,14 @@ class LogStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _to_sql(value: Any) -> Any:

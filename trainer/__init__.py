@@ -13,6 +13,7 @@ from ._dr import (
     dr_pseudo_outcomes,
     dr_value,
     dr_value_difference,
+    dr_weights,
     ipw_pseudo_outcomes,
     utility,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "dr_pseudo_outcomes",
     "dr_value",
     "dr_value_difference",
+    "dr_weights",
     "export_router",
     "fingerprint_arrays",
     "full_feedback_targets",

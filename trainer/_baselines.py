@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._nuisance import (
-    Standardizer,
-    add_intercept,
-    group_moments,
-    solve_outcome_coefficients,
-)
-from ._targets import OutcomeModel, full_feedback_targets
+from ._targets import check_cost_model, fit_outcome_model, full_feedback_targets
 from ._validation import (
     check_features,
     check_is_fitted,
@@ -27,33 +21,36 @@ class DirectMethodRouter:
     each model's outcomes on the rows that model served, so it is biased wherever
     the logging policy and a misspecified outcome model interact. It uses the
     same two-stage ridge as the DR targets, fitted on all rows.
+
+    ``cost_model="log"`` (the default) regresses ``log(cost)`` and converts back
+    to USD with per-model smearing factors. ``"linear"`` regresses USD with one
+    slope shared by all models, which can predict a near-zero cost for an
+    expensive model and so route to it at large λ.
     """
 
-    def __init__(self, models, *, outcome_alpha=1.0, shrinkage=100.0):
+    def __init__(self, models, *, outcome_alpha=1.0, shrinkage=100.0, cost_model="log"):
         self.models = models
         self.outcome_alpha = outcome_alpha
         self.shrinkage = shrinkage
+        self.cost_model = cost_model
 
     def fit(self, X, chosen, quality, cost, propensity=None, output_tokens=None):
         """Fit the outcome models on logs and return self; ``propensity`` is unused."""
         models = check_models(self.models)
+        check_cost_model(self.cost_model)
         X, chosen, quality, cost, _, output_tokens = check_logged(
             X, chosen, quality, cost, None, output_tokens, len(models)
         )
-        standardizer = Standardizer.fit(X)
-        Z = add_intercept(standardizer.transform(X))
-        columns = [quality, cost] + (
-            [output_tokens] if output_tokens is not None else []
-        )
-        targets = np.column_stack(columns)
-        folds = np.zeros(X.shape[0], dtype=np.int64)
-        gram, moment, counts = group_moments(Z, chosen, targets, folds, 1, len(models))
-        coef = solve_outcome_coefficients(
-            gram[0], moment[0], counts[0], self.outcome_alpha, self.shrinkage
-        ).astype(np.float32)
-        tokens = coef[:, :, 2] if targets.shape[1] == 3 else None
-        self.outcome_model_ = OutcomeModel(
-            standardizer, coef[:, :, 0].copy(), coef[:, :, 1].copy(), tokens
+        self.outcome_model_ = fit_outcome_model(
+            X,
+            chosen,
+            quality,
+            cost,
+            len(models),
+            output_tokens,
+            self.outcome_alpha,
+            self.shrinkage,
+            self.cost_model,
         )
         self.models_ = models
         self.n_features_in_ = X.shape[1]
@@ -73,6 +70,7 @@ class DirectMethodRouter:
             output_tokens_matrix,
             self.outcome_alpha,
             self.shrinkage,
+            self.cost_model,
         )
         self.outcome_model_ = targets.outcome_model
         self.models_ = models

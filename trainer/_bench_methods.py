@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._baselines import DirectMethodRouter
-from ._bench_targets import LogCostDirectMethod, TargetOptions, cross_fit_targets
 from ._dr import best_constant_model
 from ._estimator import RouterTrainer
-from ._validation import check_features
+from ._targets import cross_fit_pseudo_outcomes
 
 
 @dataclass
@@ -41,19 +40,6 @@ class Problem:
         return self.train_features[self.log_prompt]
 
 
-class TargetTrainer(RouterTrainer):
-    """RouterTrainer whose policy is fitted on precomputed pseudo-outcomes."""
-
-    def fit_targets(self, X, targets):
-        """Fit the policy network on ``targets`` (a ``PseudoOutcomes``); return self."""
-        models, grid, hidden = self._check_params()
-        rng = np.random.default_rng(self.random_state)
-        # NOTE: uses the private _fit_policy hook because RouterTrainer has no
-        # public entry point for targets built outside the trainer.
-        X = check_features(X)
-        return self._fit_policy(X, targets, models, grid, hidden, "", rng)
-
-
 def one_hot(choices, n_models):
     """Turn model indices (L, n) into one-hot probabilities (L, n, K)."""
     probs = np.zeros(choices.shape + (n_models,))
@@ -73,26 +59,25 @@ def _trainer(problem, **options):
     )
 
 
-def dr_targets(problem, options=None):
-    """Return (cached) cross-fitted DR targets of the logs for ``options``."""
-    options = options or TargetOptions(
-        p_min=problem.network.get("p_min", 0.02),
-        n_folds=problem.network.get("n_folds", 3),
-    )
-    if options not in problem.cache:
-        rng = np.random.default_rng(problem.seed)
-        problem.cache[options] = cross_fit_targets(
+def dr_targets(problem):
+    """Return (cached) unbiased DR targets of the logs: clipped weights, linear cost.
+
+    Prompts logged several times keep all their rows in one cross-fitting fold.
+    """
+    if "dr_targets" not in problem.cache:
+        problem.cache["dr_targets"] = cross_fit_pseudo_outcomes(
             problem.log_features,
             problem.log_chosen,
             problem.log_quality,
             problem.log_cost,
-            problem.log_propensity,
             len(problem.models),
-            options,
-            rng,
+            propensity=problem.log_propensity,
+            p_min=problem.network.get("p_min", 0.02),
+            n_folds=problem.network.get("n_folds", 3),
+            random_state=problem.seed,
             groups=problem.log_prompt,
         )
-    return problem.cache[options]
+    return problem.cache["dr_targets"]
 
 
 def best_single_by_dr(problem):
@@ -118,17 +103,9 @@ def random_policy(problem):
     return np.full(shape, 1.0 / len(problem.models))
 
 
-def direct_method(problem):
+def direct_method(problem, **options):
     """Per-model outcome regression on the logs, then argmax predicted utility."""
-    router = DirectMethodRouter(problem.models).fit(
-        problem.log_features, problem.log_chosen, problem.log_quality, problem.log_cost
-    )
-    return one_hot(_predict_grid(router, problem.test_features, problem.grid), len(problem.models))
-
-
-def direct_method_log_cost(problem):
-    """The direct method with the cost model fitted in log space."""
-    router = LogCostDirectMethod(len(problem.models)).fit(
+    router = DirectMethodRouter(problem.models, **options).fit(
         problem.log_features, problem.log_chosen, problem.log_quality, problem.log_cost
     )
     return one_hot(_predict_grid(router, problem.test_features, problem.grid), len(problem.models))
@@ -142,17 +119,8 @@ def network_on_logs(problem, **options):
         problem.log_quality,
         problem.log_cost,
         propensity=problem.log_propensity,
+        groups=problem.log_prompt,
     )
-    return one_hot(_predict_grid(router, problem.test_features, problem.grid), len(problem.models))
-
-
-def network_on_targets(problem, target_options, **options):
-    """The trainer's network fitted on DR targets built with ``target_options``."""
-    settings = dict(problem.network)
-    settings.update(options)
-    router = TargetTrainer(
-        problem.models, lambda_grid=problem.grid, random_state=problem.seed, **settings
-    ).fit_targets(problem.log_features, dr_targets(problem, target_options))
     return one_hot(_predict_grid(router, problem.test_features, problem.grid), len(problem.models))
 
 
@@ -207,32 +175,35 @@ def full_feedback_decoupled(problem):
     return one_hot(_predict_grid(router, problem.test_features, problem.grid), len(problem.models))
 
 
-# Candidate fixes for DR + softmax regret; see _bench_targets for each option.
-VARIANT_OPTIONS = {
-    "dr_softmax_no_cost_correction": TargetOptions(cost_correction=False),
-    "dr_softmax_self_normalized": TargetOptions(weighting="self_normalized"),
-    "dr_softmax_shrunk": TargetOptions(weighting="shrunk"),
-    "dr_softmax_log_cost": TargetOptions(log_cost=True),
-    # Folds by prompt matter only when a prompt is logged more than once.
-    "dr_softmax_log_cost_shrunk": TargetOptions(
-        log_cost=True, weighting="shrunk", group_folds=True
-    ),
-}
+# Unbiased IPW: shrinking its weights would pull every target towards 0.
+IPW_OPTIONS = {"pseudo_outcomes": "ipw", "weighting": "clip", "cost_model": "linear"}
 
 MAIN_METHODS = {
     "best_single": best_single_by_dr,
     "best_single_full": best_single_full,
     "random": random_policy,
     "direct_method": direct_method,
-    "ipw": lambda p: network_on_logs(p, pseudo_outcomes="ipw"),
+    "direct_method_linear_cost": lambda p: direct_method(p, cost_model="linear"),
+    "ipw": lambda p: network_on_logs(p, **IPW_OPTIONS),
     "dr_classification": lambda p: network_on_logs(p, loss="classification"),
     "dr_softmax": network_on_logs,
     "dr_softmax_per_lambda": lambda p: network_on_logs(p, per_lambda=True),
+    # Ablations of the trainer's default targets (shrunk weights, log cost model).
+    "dr_softmax_clip": lambda p: network_on_logs(p, weighting="clip"),
+    "dr_softmax_linear_cost": lambda p: network_on_logs(p, cost_model="linear"),
+    "dr_softmax_clip_linear": lambda p: network_on_logs(
+        p, weighting="clip", cost_model="linear"
+    ),
     "knn": knn_on_logs,
     "knn_full_feedback": knn_full_feedback,
     "full_feedback": full_feedback_network,
     "full_feedback_decoupled": full_feedback_decoupled,
-    "direct_method_log_cost": direct_method_log_cost,
 }
-for _name, _options in VARIANT_OPTIONS.items():
-    MAIN_METHODS[_name] = lambda p, o=_options: network_on_targets(p, o)
+
+# Extra ablation for --validation: the optimiser defaults before batch 64 and
+# patience 15.
+VALIDATION_METHODS = {
+    "dr_softmax_batch256_patience10": lambda p: network_on_logs(
+        p, batch_size=256, patience=10
+    ),
+}

@@ -181,7 +181,7 @@ def plot_results(summary, out_dir: Path, prefix="benchmark_"):
     paths = []
     shown = ["oracle", "best_single_full", "direct_method", "dr_softmax",
              "dr_softmax_per_lambda", "dr_classification", "knn", "full_feedback",
-             "full_feedback_decoupled", "dr_softmax_log_cost_shrunk"]
+             "full_feedback_decoupled", "dr_softmax_clip_linear"]
     for name, data in summary["datasets"].items():
         figure, axis = plt.subplots(figsize=(7, 5))
         for method in shown:

@@ -28,6 +28,10 @@ class Settings:
     max_train_prompts: int | None = None
     max_test_prompts: int | None = None
     test_share: float = 0.3
+    # When set, regret is measured on this share of the training prompts and
+    # the test prompts are never read, so that options can be chosen without
+    # looking at the test split.
+    validation_share: float | None = None
 
 
 def split_prompts(dataset, seed, test_share):
@@ -63,6 +67,17 @@ def evaluate(probs, quality, cost, lambdas):
         "quality": (probs * quality[None]).sum(axis=2).mean(axis=1),
         "cost": (probs * cost[None]).sum(axis=2).mean(axis=1),
     }
+
+
+def split_validation(dataset, train, share, seed):
+    """Split training rows into fit rows and complete validation rows."""
+    rng = np.random.default_rng(20_000 + seed)
+    order = rng.permutation(train.size)
+    n_validation = int(round(share * train.size))
+    validation = np.sort(train[order[:n_validation]])
+    fit = np.sort(train[order[n_validation:]])
+    complete = ~np.isnan(dataset.quality[validation]).any(axis=1)
+    return fit, validation[complete]
 
 
 def _subsample(rows, limit, rng):
@@ -124,6 +139,8 @@ def run_seed(dataset, settings, methods, seed):
     rng = np.random.default_rng(seed)
     train, test = split_prompts(dataset, seed, settings.test_share)
     train = _subsample(train, settings.max_train_prompts, rng)
+    if settings.validation_share is not None:
+        train, test = split_validation(dataset, train, settings.validation_share, seed)
     test = _subsample(test, settings.max_test_prompts, rng)
     sizes = {"train_prompts": int(train.size), "test_prompts": int(test.size)}
     quality, cost = dataset.quality[test], dataset.cost[test]

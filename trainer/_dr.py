@@ -35,8 +35,41 @@ class PolicyValue:
     confidence: float
 
 
+WEIGHTINGS = ("clip", "shrink")
+
+
+def dr_weights(propensity, p_min=0.02, weighting="clip", shrink=25.0):
+    """Return the weight of each logged row's correction term, shape (n,).
+
+    ``"clip"`` gives ``w = 1 / max(p, p_min)``, at most ``1 / p_min``.
+    ``"shrink"`` applies the optimistic shrinkage ``s w / (w^2 + s)`` of Su,
+    Dimakopoulou, Krishnamurthy and Dudik ("Doubly robust off-policy
+    evaluation with shrinkage", ICML 2020) to the clipped weight. The result is
+    at most ``sqrt(s) / 2`` (reached at ``w = sqrt(s)``), and rows with a small
+    propensity lean on the outcome model instead of their own residual.
+    """
+    if not 0.0 < p_min <= 1.0:
+        raise ValueError(f"p_min must be in (0, 1], got {p_min!r}.")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}.")
+    weight = 1.0 / np.maximum(np.asarray(propensity, dtype=np.float64), p_min)
+    if weighting == "shrink":
+        if not shrink > 0:
+            raise ValueError(f"shrink must be > 0, got {shrink!r}.")
+        weight = shrink * weight / (weight**2 + shrink)
+    return weight
+
+
 def dr_pseudo_outcomes(
-    chosen, quality, cost, propensity, quality_pred, cost_pred, p_min=0.02
+    chosen,
+    quality,
+    cost,
+    propensity,
+    quality_pred,
+    cost_pred,
+    p_min=0.02,
+    weighting="clip",
+    shrink=25.0,
 ):
     """Return the DR pseudo-outcomes ``(A, C)``, each of shape (n, K).
 
@@ -44,11 +77,11 @@ def dr_pseudo_outcomes(
     (n, K). ``propensity`` is the probability with which the logging policy chose
     ``chosen``. It is clipped from below at ``p_min``, which bounds the weight of
     one row at ``1 / p_min`` and adds bias where the true propensity is smaller.
+    ``weighting="shrink"`` further shrinks the weights (see :func:`dr_weights`):
+    less variance, and bias wherever the outcome model is wrong.
     """
-    if not 0.0 < p_min <= 1.0:
-        raise ValueError(f"p_min must be in (0, 1], got {p_min!r}.")
     rows = np.arange(chosen.shape[0])
-    weight = 1.0 / np.maximum(np.asarray(propensity, dtype=np.float64), p_min)
+    weight = dr_weights(propensity, p_min, weighting, shrink)
     A = np.array(quality_pred, dtype=np.float64)
     C = np.array(cost_pred, dtype=np.float64)
     A[rows, chosen] += (quality - A[rows, chosen]) * weight
@@ -56,10 +89,21 @@ def dr_pseudo_outcomes(
     return A, C
 
 
-def ipw_pseudo_outcomes(chosen, quality, cost, propensity, n_models, p_min=0.02):
+def ipw_pseudo_outcomes(
+    chosen,
+    quality,
+    cost,
+    propensity,
+    n_models,
+    p_min=0.02,
+    weighting="clip",
+    shrink=25.0,
+):
     """Return inverse-propensity pseudo-outcomes: DR with the outcome model set to 0."""
     zeros = np.zeros((chosen.shape[0], n_models))
-    return dr_pseudo_outcomes(chosen, quality, cost, propensity, zeros, zeros, p_min)
+    return dr_pseudo_outcomes(
+        chosen, quality, cost, propensity, zeros, zeros, p_min, weighting, shrink
+    )
 
 
 def utility(A, C, lam):

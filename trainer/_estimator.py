@@ -7,9 +7,15 @@ import logging
 
 import numpy as np
 
+from ._dr import WEIGHTINGS
 from ._nuisance import softmax
 from ._policy import forward, interpolation_weights, mix_heads
-from ._targets import cross_fit_pseudo_outcomes, full_feedback_targets
+from ._targets import (
+    PseudoOutcomes,
+    check_cost_model,
+    cross_fit_pseudo_outcomes,
+    full_feedback_targets,
+)
 from ._training import fit_policy
 from ._validation import (
     check_features,
@@ -36,15 +42,32 @@ def fingerprint_arrays(**arrays) -> str:
     return digest.hexdigest()
 
 
+def _generators(random_state):
+    """Return independent generators for the DR targets and for the policy network.
+
+    With an int seed the policy generator depends only on that seed, so
+    ``fit_targets`` on the targets that ``fit`` built trains the same network.
+    """
+    if isinstance(random_state, np.random.Generator):
+        targets_rng, policy_rng = random_state.spawn(2)
+    else:
+        children = np.random.SeedSequence(random_state).spawn(2)
+        targets_rng, policy_rng = (np.random.default_rng(c) for c in children)
+    return targets_rng, policy_rng
+
+
 class RouterTrainer:
     """Learn a routing policy from logged calls or full-feedback tables.
 
     The policy is a ReLU MLP on the features with one logit head per point of
     ``lambda_grid``. For λ between two grid points the logits are the linear mix
     of the two neighbouring heads, and λ above the grid uses the last head. It is
-    trained on doubly robust (DR) pseudo-outcomes, so logs from a biased logging
-    policy give unbiased targets when either the outcome model or the propensity
-    is right.
+    trained on doubly robust (DR) pseudo-outcomes. With ``weighting="clip"`` and
+    propensities above ``p_min``, logs from a biased logging policy give unbiased
+    targets when either the outcome model or the propensity is right. The
+    default shrunk weights give up part of that guarantee for lower variance:
+    where the outcome model is badly wrong, the policy routes almost like the
+    direct method.
 
     Parameters
     ----------
@@ -66,6 +89,21 @@ class RouterTrainer:
         Train one independent network per grid λ instead of a shared trunk.
     p_min : float, default 0.02
         Lower clip of the logging propensity in the DR weights.
+    weighting : {"shrink", "clip"}, default "shrink"
+        Weight of a logged row's correction term. ``"clip"`` is
+        ``w = 1 / max(p, p_min)``. ``"shrink"`` maps that w to
+        ``shrink * w / (w^2 + shrink)`` (Su et al., ICML 2020), at most
+        ``sqrt(shrink) / 2``, which trades bias for much less variance.
+    shrink : float, default 25.0
+        Shrinkage constant of ``weighting="shrink"``. NOTE: fixed, not tuned
+        per dataset. Shrinkage with 25 beat clipping in validation regret on
+        both benchmark datasets at about 1,500 logged rows. No other value was
+        compared, and larger logs may need less shrinkage (a larger value).
+    cost_model : {"log", "linear"}, default "log"
+        Outcome model of cost. ``"log"`` regresses ``log(cost)`` and converts
+        back to USD with per-model smearing factors. ``"linear"`` regresses USD
+        with one slope shared by all models, which fits badly when prices differ
+        by orders of magnitude.
     n_folds : int, default 3
         Cross-fitting folds for the outcome and propensity models.
     outcome_alpha, shrinkage : float, default 1.0 and 100.0
@@ -74,7 +112,7 @@ class RouterTrainer:
     propensity_l2 : float, default 1e-3
         L2 penalty of the multinomial logistic propensity model.
     epochs, batch_size, lr, l2, patience : int, int, float, float, int
-        Defaults 100, 256, 3e-3, 1e-4 and 10. Adam runs with learning rate
+        Defaults 100, 64, 3e-3, 1e-4 and 15. Adam runs with learning rate
         ``lr`` and L2 penalty ``l2`` on weight matrices. Training stops after
         ``patience`` epochs without a better validation DR value.
     validation_fraction : float, default 0.1
@@ -101,13 +139,16 @@ class RouterTrainer:
         shrinkage=100.0,
         propensity_l2=1e-3,
         epochs=100,
-        batch_size=256,
+        batch_size=64,
         lr=3e-3,
         l2=1e-4,
-        patience=10,
+        patience=15,
         validation_fraction=0.1,
         random_state=None,
         verbose=False,
+        weighting="shrink",
+        shrink=25.0,
+        cost_model="log",
     ):
         self.models = models
         self.lambda_grid = lambda_grid
@@ -129,6 +170,9 @@ class RouterTrainer:
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.verbose = verbose
+        self.weighting = weighting
+        self.shrink = shrink
+        self.cost_model = cost_model
 
     def _check_params(self):
         models = check_models(self.models)
@@ -137,6 +181,13 @@ class RouterTrainer:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
         if not self.tau > 0:
             raise ValueError(f"tau must be > 0, got {self.tau!r}.")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}."
+            )
+        if not self.shrink > 0:
+            raise ValueError(f"shrink must be > 0, got {self.shrink!r}.")
+        check_cost_model(self.cost_model)
         hidden = tuple(int(h) for h in self.hidden)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must list layer sizes >= 1, got {self.hidden!r}.")
@@ -165,16 +216,27 @@ class RouterTrainer:
             "validation_fraction": float(self.validation_fraction),
         }
 
-    def fit(self, X, chosen, quality, cost, propensity=None, output_tokens=None):
+    def fit(
+        self,
+        X,
+        chosen,
+        quality,
+        cost,
+        propensity=None,
+        output_tokens=None,
+        groups=None,
+    ):
         """Fit on logs with one served model per row and return self.
 
         ``chosen`` contains model indices, ``quality`` scores in [0, 1], ``cost`` USD
         per call and ``propensity`` the logging policy's probability of the served
         model (estimated by cross-fitting when None). ``output_tokens``, if given,
         trains the per-model output token predictor exported with the router.
+        ``groups`` (one id per row, e.g. a prompt hash) keeps the rows of a prompt
+        logged several times in one cross-fitting fold.
         """
         models, grid, hidden = self._check_params()
-        rng = np.random.default_rng(self.random_state)
+        targets_rng, rng = _generators(self.random_state)
         targets = cross_fit_pseudo_outcomes(
             X,
             chosen,
@@ -189,7 +251,11 @@ class RouterTrainer:
             outcome_alpha=self.outcome_alpha,
             shrinkage=self.shrinkage,
             propensity_l2=self.propensity_l2,
-            random_state=rng,
+            random_state=targets_rng,
+            cost_model=self.cost_model,
+            weighting=self.weighting,
+            shrink=self.shrink,
+            groups=groups,
         )
         X = check_features(X)
         fingerprint = fingerprint_arrays(
@@ -212,7 +278,7 @@ class RouterTrainer:
         imputed. Rows with no entry at all are dropped.
         """
         models, grid, hidden = self._check_params()
-        rng = np.random.default_rng(self.random_state)
+        _, rng = _generators(self.random_state)
         _, X_kept, targets = full_feedback_targets(
             X,
             quality_matrix,
@@ -221,6 +287,7 @@ class RouterTrainer:
             output_tokens_matrix,
             self.outcome_alpha,
             self.shrinkage,
+            self.cost_model,
         )
         fingerprint = fingerprint_arrays(
             X=check_features(X),
@@ -232,6 +299,40 @@ class RouterTrainer:
         )
         self.propensity_source_ = "full_feedback"
         return self._fit_policy(X_kept, targets, models, grid, hidden, fingerprint, rng)
+
+    def fit_targets(self, X, targets):
+        """Fit the policy network on precomputed targets and return self.
+
+        ``targets`` is a :class:`trainer.PseudoOutcomes` for the rows of ``X``,
+        e.g. from :func:`trainer.cross_fit_pseudo_outcomes` with options that
+        ``fit`` does not expose. The target options of this trainer
+        (``weighting``, ``cost_model``, ...) are not applied. With an int
+        ``random_state``, ``fit_targets(X, trainer.pseudo_outcomes_)`` trains the
+        same network as the ``fit`` that built those targets.
+        """
+        models, grid, hidden = self._check_params()
+        _, rng = _generators(self.random_state)
+        X = check_features(X)
+        if not isinstance(targets, PseudoOutcomes):
+            raise TypeError(
+                "targets must be a trainer.PseudoOutcomes, "
+                f"got {type(targets).__name__}."
+            )
+        expected = (X.shape[0], len(models))
+        if targets.quality.shape != expected or targets.cost.shape != expected:
+            raise ValueError(
+                f"targets must have quality and cost of shape {expected} "
+                f"(rows of X, models), got {targets.quality.shape} and "
+                f"{targets.cost.shape}."
+            )
+        fingerprint = fingerprint_arrays(
+            X=X,
+            quality_targets=np.asarray(targets.quality, dtype=np.float64),
+            cost_targets=np.asarray(targets.cost, dtype=np.float64),
+            mask=targets.mask,
+        )
+        self.propensity_source_ = "targets"
+        return self._fit_policy(X, targets, models, grid, hidden, fingerprint, rng)
 
     def _fit_policy(self, X, targets, models, grid, hidden, fingerprint, rng):
         standardizer = targets.outcome_model.standardizer

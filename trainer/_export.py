@@ -13,6 +13,7 @@ ONNX graph (opset 17, IR version 8, built from the numpy weights):
   received output token counts this is a fitted linear model. Otherwise it is
   the cost model's USD prediction divided by each model's output price, which
   ignores input tokens and so over-estimates output tokens for long prompts.
+  A log-cost outcome model gives ``exp(x W + b) * smearing / price`` there.
   ``router.json`` records which one under ``output_tokens_source``.
 """
 
@@ -68,15 +69,24 @@ def _output_price(prices, model):
 
 
 def _outcome_layers(trainer, prices):
-    """Return (quality W, b), (tokens W, b) and the token source for the graph."""
+    """Return (quality W, b), (tokens W, b, exp_scale) and the token source.
+
+    ``exp_scale`` is None when tokens are ``relu(x W + b)``. For a log-cost
+    outcome model it is the (K,) factor in ``exp(x W + b) * exp_scale``.
+    """
     model = trainer.outcome_model_
     quality = (model.quality_coef[1:], model.quality_coef[0])
     if model.tokens_coef is not None:
-        tokens = (model.tokens_coef[1:], model.tokens_coef[0])
+        tokens = (model.tokens_coef[1:], model.tokens_coef[0], None)
         return quality, tokens, "fitted"
     price = np.array([_output_price(prices, name) for name in trainer.models_])
+    source = "cost_model_divided_by_output_price"
+    if getattr(model, "cost_model", "linear") == "log":
+        scale = (model.cost_smearing / price).astype(np.float32)
+        coef = model.cost_coef.astype(np.float32)
+        return quality, (coef[1:], coef[0], scale), source
     coef = (model.cost_coef / price).astype(np.float32)
-    return quality, (coef[1:], coef[0]), "cost_model_divided_by_output_price"
+    return quality, (coef[1:], coef[0], None), source
 
 
 def build_graph(trainer, prices=None):
@@ -165,7 +175,11 @@ def build_graph(trainer, prices=None):
         ],
         "tokens_raw",
     )
-    node("Relu", [tokens_raw], "output_tokens")
+    if tokens[2] is None:
+        node("Relu", [tokens_raw], "output_tokens")
+    else:
+        exponential = node("Exp", [tokens_raw], "tokens_exp")
+        node("Mul", [exponential, constant("tokens_scale", tokens[2])], "output_tokens")
 
     inputs = [
         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", d]),
@@ -191,7 +205,11 @@ def numpy_outputs(trainer, X, lam, tokens_layer):
     """Return the three graph outputs computed with numpy from the trainer."""
     outcome = trainer.outcome_model_.predict(X)
     Xs = (X - trainer.feature_mean_) / trainer.feature_scale_
-    tokens = np.maximum(Xs @ tokens_layer[0] + tokens_layer[1], 0.0)
+    linear = Xs @ tokens_layer[0] + tokens_layer[1]
+    if tokens_layer[2] is None:
+        tokens = np.maximum(linear, 0.0)
+    else:
+        tokens = np.exp(linear) * tokens_layer[2]
     return {
         "logits": trainer.decision_function(X, lam),
         "quality": outcome["quality"],

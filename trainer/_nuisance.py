@@ -50,15 +50,41 @@ def add_intercept(Xs: np.ndarray) -> np.ndarray:
     return Z
 
 
-def make_folds(n_samples: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
-    """Return a fold id in ``[0, n_folds)`` per row, balanced and shuffled."""
+def make_folds(
+    n_samples: int,
+    n_folds: int,
+    rng: np.random.Generator,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return a fold id in ``[0, n_folds)`` per row, balanced and shuffled.
+
+    With ``groups`` (one id per row, e.g. a prompt id) every row of a group gets
+    the same fold, and the groups rather than the rows are balanced over the
+    folds. A prompt logged several times then never has one of its own outcomes
+    in the models that predict it.
+    """
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2 for cross-fitting, got {n_folds}.")
-    if n_samples < n_folds:
+    if groups is None:
+        if n_samples < n_folds:
+            raise ValueError(
+                f"n_folds={n_folds} needs at least {n_folds} rows, got {n_samples}."
+            )
+        return rng.permutation(np.arange(n_samples) % n_folds)
+    groups = np.asarray(groups)
+    if groups.shape != (n_samples,):
         raise ValueError(
-            f"n_folds={n_folds} needs at least {n_folds} rows, got {n_samples}."
+            f"groups must have one id per row, shape ({n_samples},), "
+            f"got {groups.shape}."
         )
-    return rng.permutation(np.arange(n_samples) % n_folds)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    if unique.size < n_folds:
+        raise ValueError(
+            f"n_folds={n_folds} needs at least {n_folds} distinct groups, "
+            f"got {unique.size}."
+        )
+    group_folds = rng.permutation(np.arange(unique.size) % n_folds)
+    return group_folds[inverse.reshape(-1)]
 
 
 def group_moments(Z, groups, targets, fold_ids, n_folds, n_models):

@@ -2,8 +2,9 @@
 
 It serves ``POST /v1/chat/completions`` (plain JSON and SSE streaming with a
 final usage chunk) from a thread, answers each model with a configured text
-and can inject failures: an HTTP status with or without ``Retry-After``, or a
-delay that makes the client time out.
+and can inject failures: an HTTP status with or without ``Retry-After``, a
+delay that makes the client time out, or a broken response (see
+:data:`FAILURE_MODES`).
 
 Usage::
 
@@ -29,13 +30,22 @@ from typing import Any
 
 DEFAULT_ANSWER = "This is a test answer."
 
+# Kinds of injected failure, besides an HTTP error status:
+#   status          the HTTP status with an OpenAI-style error body
+#   malformed_json  status 200 with a body that is not valid JSON
+#   empty_choices   status 200 with a valid completion whose choices list is empty
+#   cut_stream      a chunked response that stops after the first chunks of the
+#                   answer and closes the connection without the final chunk
+#   disconnect      closes the connection without sending a response
+FAILURE_MODES = frozenset({"status", "malformed_json", "empty_choices", "cut_stream", "disconnect"})
+
 
 @dataclass
 class FailureSpec:
-    """One injected failure: wait ``delay`` seconds, then answer ``status``.
+    """One injected failure: wait ``delay`` seconds, then respond as ``mode`` sets.
 
-    ``status`` None answers normally after the delay, which makes a client
-    with a shorter timeout give up.
+    In mode ``status``, ``status`` None answers normally after the delay,
+    which makes a client with a shorter timeout give up.
     """
 
     status: int | None = 500
@@ -43,6 +53,8 @@ class FailureSpec:
     retry_after_ms: str | None = None  # value of the retry-after-ms header
     delay: float = 0.0
     remaining: int | None = 1  # failures left; None never runs out
+    mode: str = "status"  # one of FAILURE_MODES
+    message: str | None = None  # error message in the body, for mode status
 
 
 @dataclass
@@ -113,9 +125,17 @@ class OpenAIServer:
         retry_after: str | None = None,
         retry_after_ms: str | None = None,
         delay: float = 0.0,
+        mode: str = "status",
+        message: str | None = None,
     ) -> None:
-        """Queue a failure for the next ``times`` requests to ``model`` (None: all)."""
-        spec = FailureSpec(status, retry_after, retry_after_ms, delay, times)
+        """Queue a failure for the next ``times`` requests to ``model`` (None: all).
+
+        ``mode`` picks the kind of failure from :data:`FAILURE_MODES`, and
+        ``message`` replaces the error message of a ``status`` failure.
+        """
+        if mode not in FAILURE_MODES:
+            raise ValueError(f"mode={mode!r} is unknown; use one of {sorted(FAILURE_MODES)}")
+        spec = FailureSpec(status, retry_after, retry_after_ms, delay, times, mode, message)
         with self._lock:
             self._failures.setdefault(model, deque()).append(spec)
 
@@ -174,6 +194,12 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             """Keep test output quiet."""
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out or stopped reading and closed the connection
+
         def do_POST(self) -> None:
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}})
@@ -188,14 +214,18 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             model = str(body.get("model", ""))
             stream = bool(body.get("stream"))
             failure = server._take_failure(model)
+            # Record on arrival, so the attempt of a client that timed out is counted too.
+            failing_status = failure.status if failure and failure.mode == "status" else None
+            server._record(model, stream, body, failing_status or 200)
             if failure is not None and failure.delay:
                 time.sleep(failure.delay)
+            if failure is not None and failure.mode != "status":
+                self._send_broken(failure.mode, model, stream, server.answer_for(model))
+                return
             if failure is not None and failure.status is not None:
-                server._record(model, stream, body, failure.status)
                 self._send_error(failure)
                 return
 
-            server._record(model, stream, body, 200)
             answer = server.answer_for(model)
             usage = {
                 "prompt_tokens": _count_words(body),
@@ -217,12 +247,57 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             kind = "rate_limit_error" if failure.status == 429 else "server_error"
             payload = {
                 "error": {
-                    "message": f"injected failure {failure.status}",
+                    "message": failure.message or f"injected failure {failure.status}",
                     "type": kind,
                     "code": str(failure.status),
                 }
             }
             self._send_json(int(failure.status or 500), payload, headers)
+
+        def _send_broken(self, mode: str, model: str, stream: bool, answer: str) -> None:
+            self.close_connection = True
+            if mode == "disconnect":
+                return
+            if mode == "malformed_json":
+                data = b'{"id": "chatcmpl-broken", "choices": [{"message": {"content'
+                self._send_raw(200, "application/json", data)
+            elif mode == "empty_choices":
+                payload = _completion(model, answer, {"prompt_tokens": 1, "completion_tokens": 0})
+                payload["choices"] = []
+                self._send_json(200, payload)
+            elif mode == "cut_stream":
+                self._send_cut_stream(model, answer, stream)
+
+        def _send_raw(self, status: int, content_type: str, data: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _send_cut_stream(self, model: str, answer: str, stream: bool) -> None:
+            # Chunked encoding lets the client tell a cut from a normal end: the
+            # connection closes before the zero-length final chunk.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            ident = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+            if stream:
+                first_word = answer.split(" ")[0]
+                events = [
+                    _chunk(ident, model, {"role": "assistant", "content": ""}, None),
+                    _chunk(ident, model, {"content": first_word}, None),
+                ]
+                parts = [b"data: " + json.dumps(e).encode("utf-8") + b"\n\n" for e in events]
+            else:
+                parts = [json.dumps(_completion(model, answer, {}))[:40].encode("utf-8")]
+            try:
+                for part in parts:
+                    self.wfile.write(f"{len(part):x}\r\n".encode("ascii") + part + b"\r\n")
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _send_json(
             self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None

@@ -8,12 +8,13 @@ tokens, price every call, embed the prompts last, and write the shards.
 from __future__ import annotations
 
 import datetime
+import gzip
 import json
 import logging
 import platform
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,6 @@ class Shard:
     embeddings: np.ndarray | None = None
     input_tokens: np.ndarray | None = None
     output_tokens: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_matrix(
@@ -111,7 +111,9 @@ def build_matrix(
         prices[spec.model_id]["developer"] = spec.developer
 
     agreement: list[dict[str, Any]] = []
-    shards = [collect_zeroeval(data_dir, models, task, agreement) for task in ZEROEVAL_TASKS]
+    shards = [
+        collect_zeroeval(data_dir, models, task, agreement) for task in ZEROEVAL_TASKS
+    ]
     shards += collect_mmlu_pro(data_dir, models, agreement)
     _check_agreement(agreement)
 
@@ -229,7 +231,7 @@ def _mmlu_pro_shard(
             if record is None:
                 column_outputs.append(None)
                 continue
-            # A null pred means the harness found no answer letter: wrong.
+            # A null pred means the harness found no answer letter, so it is wrong.
             pred = record.get("pred")
             quality[row, column] = int(pred is not None and pred == record["answer"])
             column_outputs.append(mmlu_pro_output_text(record))
@@ -300,8 +302,6 @@ def _mmlu_pro_agreement(
 
 
 def _mmlu_pro_upstream_accuracy(data_dir: Path, source: str) -> float | None:
-    import gzip
-
     folder = data_dir / "mmlu-pro" / "eval_results" / source
     files = sorted(folder.glob("*_summary.json.gz")) if folder.is_dir() else []
     if not files:
@@ -373,7 +373,9 @@ def _count_tokens(shard: Shard, count: Callable[[list[str]], np.ndarray]) -> Non
     shard.output_tokens = output_tokens
 
 
-def _previous_embeddings(out_dir: Path, model_ids: list[str]) -> dict[tuple[str, str], np.ndarray]:
+def _previous_embeddings(
+    out_dir: Path, model_ids: list[str]
+) -> dict[tuple[str, str], np.ndarray]:
     """Map (id, text) of an existing build to its float16 embedding."""
     provenance_path = out_dir / "provenance.json"
     if not provenance_path.is_file():
@@ -413,7 +415,10 @@ def _embed(
         vectors = embed([shard.rows[row]["text"] for row in batch])
         embeddings[batch] = vectors.astype(np.float16)
     logger.info(
-        "%s: embedded %d prompts, reused %d", shard.name, len(todo), len(shard.rows) - len(todo)
+        "%s: embedded %d prompts, reused %d",
+        shard.name,
+        len(todo),
+        len(shard.rows) - len(todo),
     )
     shard.embeddings = embeddings
 
@@ -476,7 +481,9 @@ def _provenance(
             "version_note": spec.version_note,
             "n_prompts": int(covered.sum()),
             "accuracy": round(float(quality[covered, column].mean()), 4),
-            "mean_output_tokens": round(float(output_tokens[covered, column].mean()), 1),
+            "mean_output_tokens": round(
+                float(output_tokens[covered, column].mean()), 1
+            ),
             "mean_cost_usd": float(np.nanmean(cost[:, column])),
         }
 

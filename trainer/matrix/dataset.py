@@ -1,6 +1,6 @@
 """The routing matrix as stored in ``data/routing_matrix`` and its loader.
 
-The folder holds one shard per source (``gsm8k``, ``math-l5``, ``crux`` and
+The folder contains one shard per source (``gsm8k``, ``math-l5``, ``crux`` and
 one ``mmlu-pro-<subject>`` per MMLU-Pro subject), so that no file exceeds a
 few MB. Each shard is a pair of files:
 
@@ -16,7 +16,9 @@ that price, and ``provenance.json`` lists the shards in row order.
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ DEFAULT_MATRIX_DIR = Path(__file__).resolve().parents[2] / "data" / "routing_mat
 MISSING = -1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RoutingMatrix:
     """Prompts x models: quality, token counts and cost of each recorded call.
 
@@ -61,6 +63,9 @@ class RoutingMatrix:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"RoutingMatrix({len(self.ids)} prompts x {len(self.models)} models)"
 
     def model_index(self, model_id: str) -> int:
         """Return the column of a model id, or raise KeyError naming the known ids."""
@@ -173,16 +178,30 @@ def write_shard(
 ) -> list[Path]:
     """Write one shard's arrays and prompt rows; return the two paths written."""
     npz_path = folder / f"{name}.npz"
-    np.savez_compressed(npz_path, **arrays)
+    _save_npz(npz_path, arrays)
 
     prompts_path = folder / f"{name}.prompts.jsonl.gz"
     # mtime=0 keeps the gzip bytes identical when the content is unchanged.
-    with open(prompts_path, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
-            for row in rows:
-                line = json.dumps(row, ensure_ascii=False) + "\n"
-                handle.write(line.encode("utf-8"))
+    with (
+        open(prompts_path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle,
+    ):
+        for row in rows:
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            handle.write(line.encode("utf-8"))
     return [npz_path, prompts_path]
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # Same layout as np.savez_compressed, but with a fixed timestamp on every
+    # member, so an unchanged rebuild writes identical bytes.
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+            member = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(member, buffer.getvalue())
 
 
 def _read_prompts(path: Path) -> list[dict[str, str]]:

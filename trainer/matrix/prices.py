@@ -13,8 +13,8 @@ from typing import Any
 
 __all__ = ["LIST_PRICES", "PRICE_ALIASES", "litellm_cost_map", "resolve_prices"]
 
-# Anthropic's direct ids of Claude 3.x are absent from litellm 1.110's map; its
-# Vertex AI entries carry the same list price per token.
+# litellm 1.110 lists no direct Anthropic id of Claude 3.x. Its Vertex AI
+# entries carry Anthropic's list price per token.
 PRICE_ALIASES = {
     "claude-3-5-sonnet-20240620": "vertex_ai/claude-3-5-sonnet@20240620",
     "claude-3-haiku-20240307": "vertex_ai/claude-3-haiku@20240307",
@@ -49,7 +49,20 @@ def litellm_cost_map() -> tuple[dict[str, Any], str]:
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     import litellm
 
-    return litellm.model_cost, version("litellm")
+    cost_map = litellm.model_cost
+    try:
+        from litellm.litellm_core_utils.get_model_cost_map import (
+            get_model_cost_map,
+            get_model_cost_map_source_info,
+        )
+    except ImportError:  # older litellm releases may lack these helpers
+        return cost_map, version("litellm")
+
+    # When litellm was imported before the variable was set, model_cost may be
+    # the downloaded map. With the variable set, this call reads the bundled one.
+    if get_model_cost_map_source_info()["source"] != "local":
+        cost_map = get_model_cost_map(url="")
+    return cost_map, version("litellm")
 
 
 def resolve_prices(model_ids: list[str]) -> dict[str, dict[str, Any]]:

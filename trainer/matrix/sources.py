@@ -60,8 +60,8 @@ class ModelSpec:
     """A model of the matrix and the upstream result files that stand for it.
 
     ``zeroeval`` maps a ZeroEval folder (``gsm``, ``math-l5``, ``crux``) to a
-    file name without ``.json.gz``; ``mmlu_pro`` is an MMLU-Pro folder name or
-    the ``<model>`` part of a zip name. A missing key means the source has no
+    file name without ``.json.gz``, and ``mmlu_pro`` is an MMLU-Pro folder name
+    or the ``<model>`` part of a zip name. A missing key means the source has no
     results for this model, and its matrix entries stay missing.
     """
 
