@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[1] / "smartllm" / "assets"
 TEST_PERCENT = 20
+# Chosen on a validation split of the training prompts with
+# scripts/tune_pretrain.py; the test prompts played no part.
+TRAINER_SETTINGS = {"hidden": (128,), "l2": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,9 @@ def pretrain(
     split = split_by_id(matrix.ids)
     models = matrix.models
 
-    trainer = RouterTrainer(models=models, random_state=random_state, epochs=epochs)
+    trainer = RouterTrainer(
+        models=models, random_state=random_state, epochs=epochs, **TRAINER_SETTINGS
+    )
     trainer.fit_full(
         features[split.train],
         matrix.quality[split.train],

@@ -59,15 +59,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def _read_until(process: subprocess.Popen, count: int, timeout: float) -> list[dict]:
-    records = []
+def _wait_for_lines(path: Path, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while len(records) < count and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        records.append(json.loads(line))
-    return records
+    while time.monotonic() < deadline:
+        if path.read_text().count("\n") >= count:
+            return
+        time.sleep(0.1)
 
 
 KILLS = 2
@@ -79,24 +76,26 @@ def test_sigkill_during_writes(server, router_dir, home):
     returned_requests: set[str] = set()
     returned_feedback: set[str] = set()
 
-    for _ in range(KILLS):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, server.url, str(router_dir), str(TESTS_DIR)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        try:
-            records = _read_until(child, 30, timeout=90)
-        finally:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=30)
-            # Lines written before the kill are still in the pipe.
-            records += [json.loads(line) for line in child.stdout.read().splitlines()]
-            child.stdout.close()
-            stderr = child.stderr.read()
-            child.stderr.close()
+    for kill in range(KILLS):
+        stdout_path = home.parent / f"crash-{kill}.out"
+        stderr_path = home.parent / f"crash-{kill}.err"
+        with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr_file:
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, server.url, str(router_dir), str(TESTS_DIR)],
+                stdout=stdout,
+                stderr=stderr_file,
+                text=True,
+                env=env,
+            )
+            try:
+                _wait_for_lines(stdout_path, 30, timeout=90)
+            finally:
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(timeout=30)
+        # A line cut by the kill has no newline and is dropped.
+        lines = stdout_path.read_text().split("\n")[:-1]
+        records = [json.loads(line) for line in lines]
+        stderr = stderr_path.read_text()
 
         assert child.returncode == -signal.SIGKILL
         assert len(records) >= 10, stderr[-3000:]
