@@ -6,11 +6,14 @@ predicted cost of this request:
 1. The feasible set is the allowed models whose predicted cost is at most the
    budget. When it is empty, the cheapest allowed model is chosen with
    probability 1 and the decision is flagged ``over_budget``.
-2. The policy's support is the feasible models that no cheaper feasible model
-   beats or ties on predicted quality (the cost-quality frontier). A model
-   outside it costs more and is predicted to do worse than another feasible
-   model, so it is never the best choice at any λ >= 0.
-3. The policy part is ``softmax(logits / temperature)`` over that support.
+2. Without a budget, the policy part is ``softmax(logits / temperature)`` over
+   the allowed models: the trained policy decides alone.
+3. With a budget, the candidate supports are the nested "cheapest j allowed
+   models" sets that fit the budget. Each gets the policy softmax over its
+   members and an expected predicted quality (sum of probability times
+   predicted quality). The policy part is the softmax over the largest of the
+   sets whose expected predicted quality is the maximum. When the policy
+   agrees with the quality predictions, that is simply every feasible model.
 4. Exploration mixes in ``exploration`` times the uniform distribution over all
    feasible models, so every feasible model keeps a probability of at least
    ``exploration / n_feasible``.
@@ -18,13 +21,12 @@ predicted cost of this request:
    raised to at least ``min_explore``, taking the mass from the other models in
    proportion to their probability.
 
-Raising the budget only adds models to the feasible set, and a model that
-joins the frontier has a higher predicted quality than every cheaper member.
-So the expected predicted quality of the policy part, and the predicted
-quality of its most likely model, never decrease when the budget grows. The
-exploration share (steps 4 and 5) can lower the expected predicted quality of
-the whole distribution by at most that share times the spread of predicted
-quality among feasible models.
+Raising the budget only adds candidate sets in step 3, and the maximum over
+more sets cannot be smaller, so the expected predicted quality of the policy
+part never decreases when the budget grows. The exploration share (steps 4
+and 5) can lower the expected predicted quality of the whole distribution by
+at most that share times the spread of predicted quality among feasible
+models.
 """
 
 from __future__ import annotations
@@ -44,26 +46,31 @@ class ChoiceDistribution:
     probabilities: np.ndarray  # (K,) float64, zero outside the feasible set
     policy: np.ndarray  # (K,) float64, the policy part alone
     feasible: np.ndarray  # (K,) bool
-    frontier: np.ndarray  # (K,) bool
+    support: np.ndarray  # (K,) bool, the models the policy part spreads over
     over_budget: bool
 
 
-def frontier_mask(quality: np.ndarray, cost: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Mark the candidates that no cheaper candidate beats or ties on quality.
-
-    Candidates are visited by cost, and among equal costs by quality from
-    highest to lowest, so of two models with the same cost only the better one
-    is kept.
-    """
-    indices = np.flatnonzero(candidates)
-    order = sorted(indices, key=lambda i: (cost[i], -quality[i], i))
-    mask = np.zeros(len(quality), dtype=bool)
-    best = -np.inf
+def budget_support(
+    logits: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    allowed: np.ndarray,
+    feasible: np.ndarray,
+    temperature: float,
+) -> np.ndarray:
+    """Return the policy's support under a budget (step 3 of the module docstring)."""
+    order = sorted(np.flatnonzero(allowed), key=lambda i: (cost[i], -quality[i], i))
+    best_value, best_set = -np.inf, None
+    members = np.zeros(len(logits), dtype=bool)
     for i in order:
-        if quality[i] > best:
-            mask[i] = True
-            best = quality[i]
-    return mask
+        if not feasible[i]:
+            break
+        members[i] = True
+        value = float(softmax(logits[members], temperature) @ quality[members])
+        # Ties go to the larger set, which leaves more of the choice to the policy.
+        if value >= best_value - 1e-12:
+            best_value, best_set = max(value, best_value), members.copy()
+    return best_set
 
 
 def softmax(values: np.ndarray, temperature: float) -> np.ndarray:
@@ -112,16 +119,19 @@ def choice_distribution(
         only = onehot.astype(bool)
         return ChoiceDistribution(onehot, onehot.copy(), only, only, over_budget=True)
 
-    frontier = frontier_mask(quality, cost, feasible)
+    if budget is None:
+        support = feasible
+    else:
+        support = budget_support(logits, quality, cost, allowed, feasible, temperature)
     policy = np.zeros(size)
-    policy[frontier] = softmax(logits[frontier], temperature)
+    policy[support] = softmax(logits[support], temperature)
 
     uniform = feasible / feasible.sum()
     probabilities = (1.0 - exploration) * policy + exploration * uniform
 
     if cold_start is not None and min_explore > 0:
         probabilities = _apply_floor(probabilities, feasible & cold_start, min_explore)
-    return ChoiceDistribution(probabilities, policy, feasible, frontier, over_budget=False)
+    return ChoiceDistribution(probabilities, policy, feasible, support, over_budget=False)
 
 
 def _cheapest(quality: np.ndarray, cost: np.ndarray, allowed: np.ndarray) -> int:

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 
 from ._dr import WEIGHTINGS
+from ._heads import fit_heads
 from ._nuisance import softmax
 from ._policy import forward, interpolation_weights, mix_heads
 from ._targets import (
@@ -104,6 +105,11 @@ class RouterTrainer:
         back to USD with per-model smearing factors. ``"linear"`` regresses USD
         with one slope shared by all models, which fits badly when prices differ
         by orders of magnitude.
+    heads_alpha : float, default 1000.0
+        L2 penalty, on standardised features, of the exported quality
+        (logistic) and output-token (log-linear) heads that ``fit_full`` fits.
+        The client ranks models under a budget with the quality head, so it
+        is kept smooth.
     n_folds : int, default 3
         Cross-fitting folds for the outcome and propensity models.
     outcome_alpha, shrinkage : float, default 1.0 and 100.0
@@ -149,6 +155,7 @@ class RouterTrainer:
         weighting="shrink",
         shrink=25.0,
         cost_model="log",
+        heads_alpha=1000.0,
     ):
         self.models = models
         self.lambda_grid = lambda_grid
@@ -173,6 +180,7 @@ class RouterTrainer:
         self.weighting = weighting
         self.shrink = shrink
         self.cost_model = cost_model
+        self.heads_alpha = heads_alpha
 
     def _check_params(self):
         models = check_models(self.models)
@@ -269,6 +277,9 @@ class RouterTrainer:
             else np.asarray(output_tokens, float),
         )
         self.propensity_source_ = "estimated" if propensity is None else "logged"
+        # Heads fitted on served rows alone would inherit the logging policy's
+        # bias, so logged fits keep the cross-fitted outcome model's heads.
+        self.heads_ = None
         return self._fit_policy(X, targets, models, grid, hidden, fingerprint, rng)
 
     def fit_full(self, X, quality_matrix, cost_matrix, output_tokens_matrix=None):
@@ -298,7 +309,13 @@ class RouterTrainer:
             else np.asarray(output_tokens_matrix, float),
         )
         self.propensity_source_ = "full_feedback"
-        return self._fit_policy(X_kept, targets, models, grid, hidden, fingerprint, rng)
+        self._fit_policy(X_kept, targets, models, grid, hidden, fingerprint, rng)
+        tokens_table = None
+        if output_tokens_matrix is not None:
+            tokens_table = np.asarray(output_tokens_matrix, dtype=np.float64)
+        return self._fit_heads(
+            check_features(X), np.asarray(quality_matrix, dtype=np.float64), tokens_table
+        )
 
     def fit_targets(self, X, targets):
         """Fit the policy network on precomputed targets and return self.
@@ -332,6 +349,7 @@ class RouterTrainer:
             mask=targets.mask,
         )
         self.propensity_source_ = "targets"
+        self.heads_ = None
         return self._fit_policy(X, targets, models, grid, hidden, fingerprint, rng)
 
     def _fit_policy(self, X, targets, models, grid, hidden, fingerprint, rng):
@@ -362,6 +380,12 @@ class RouterTrainer:
             len(models),
             self.best_epoch_,
         )
+        return self
+
+    def _fit_heads(self, X, quality_table, tokens_table):
+        """Fit the exported quality and output-token heads; see trainer._heads."""
+        Xs = (X - self.feature_mean_) / self.feature_scale_
+        self.heads_ = fit_heads(Xs, quality_table, tokens_table, float(self.heads_alpha))
         return self
 
     def head_logits(self, X):
@@ -405,3 +429,4 @@ class RouterTrainer:
         from ._export import export_router
 
         return export_router(self, directory, metadata)
+

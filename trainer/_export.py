@@ -69,24 +69,38 @@ def _output_price(prices, model):
 
 
 def _outcome_layers(trainer, prices):
-    """Return (quality W, b), (tokens W, b, exp_scale) and the token source.
+    """Return the quality layer, the tokens layer and the token source.
 
-    ``exp_scale`` is None when tokens are ``relu(x W + b)``. For a log-cost
-    outcome model it is the (K,) factor in ``exp(x W + b) * exp_scale``.
+    The quality layer is ``(W, b, link)`` with link "logistic" (sigmoid of
+    ``x W + b``) or "clip" (``x W + b`` clipped to [0, 1]). The tokens layer is
+    ``(W, b, scale, form)``: "relu" is ``relu(x W + b)``, "exp" is
+    ``exp(x W + b) * scale`` and "log1p" is ``relu(exp(x W + b) * scale - 1)``.
     """
+    heads = getattr(trainer, "heads_", None)
     model = trainer.outcome_model_
-    quality = (model.quality_coef[1:], model.quality_coef[0])
+    if heads is not None:
+        quality = (heads.quality_coef[:-1], heads.quality_coef[-1], "logistic")
+        if heads.tokens_fitted:
+            tokens = (
+                heads.tokens_coef[:-1],
+                heads.tokens_coef[-1],
+                heads.tokens_smearing,
+                "log1p",
+            )
+            return quality, tokens, "fitted"
+    else:
+        quality = (model.quality_coef[1:], model.quality_coef[0], "clip")
     if model.tokens_coef is not None:
-        tokens = (model.tokens_coef[1:], model.tokens_coef[0], None)
+        tokens = (model.tokens_coef[1:], model.tokens_coef[0], None, "relu")
         return quality, tokens, "fitted"
     price = np.array([_output_price(prices, name) for name in trainer.models_])
     source = "cost_model_divided_by_output_price"
     if getattr(model, "cost_model", "linear") == "log":
         scale = (model.cost_smearing / price).astype(np.float32)
         coef = model.cost_coef.astype(np.float32)
-        return quality, (coef[1:], coef[0], scale), source
+        return quality, (coef[1:], coef[0], scale, "exp"), source
     coef = (model.cost_coef / price).astype(np.float32)
-    return quality, (coef[1:], coef[0], None), source
+    return quality, (coef[1:], coef[0], None, "relu"), source
 
 
 def build_graph(trainer, prices=None):
@@ -164,7 +178,12 @@ def build_graph(trainer, prices=None):
         ],
         "quality_raw",
     )
-    node("Clip", [quality_raw, constant("zero", 0.0), constant("one", 1.0)], "quality")
+    if quality[2] == "logistic":
+        node("Sigmoid", [quality_raw], "quality")
+    else:
+        node(
+            "Clip", [quality_raw, constant("zero", 0.0), constant("one", 1.0)], "quality"
+        )
     tokens_raw = node(
         "Add",
         [
@@ -175,11 +194,18 @@ def build_graph(trainer, prices=None):
         ],
         "tokens_raw",
     )
-    if tokens[2] is None:
+    if tokens[3] == "relu":
         node("Relu", [tokens_raw], "output_tokens")
-    else:
+    elif tokens[3] == "exp":
         exponential = node("Exp", [tokens_raw], "tokens_exp")
         node("Mul", [exponential, constant("tokens_scale", tokens[2])], "output_tokens")
+    else:
+        exponential = node("Exp", [tokens_raw], "tokens_exp")
+        scaled = node(
+            "Mul", [exponential, constant("tokens_scale", tokens[2])], "tokens_scaled"
+        )
+        shifted = node("Sub", [scaled, constant("one_token", 1.0)], "tokens_shifted")
+        node("Relu", [shifted], "output_tokens")
 
     inputs = [
         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", d]),
@@ -203,16 +229,22 @@ def build_graph(trainer, prices=None):
 
 def numpy_outputs(trainer, X, lam, tokens_layer):
     """Return the three graph outputs computed with numpy from the trainer."""
-    outcome = trainer.outcome_model_.predict(X)
     Xs = (X - trainer.feature_mean_) / trainer.feature_scale_
-    linear = Xs @ tokens_layer[0] + tokens_layer[1]
-    if tokens_layer[2] is None:
-        tokens = np.maximum(linear, 0.0)
+    heads = getattr(trainer, "heads_", None)
+    if heads is not None:
+        quality = heads.predict(Xs)["quality"]
     else:
+        quality = trainer.outcome_model_.predict(X)["quality"]
+    linear = Xs @ tokens_layer[0] + tokens_layer[1]
+    if tokens_layer[3] == "relu":
+        tokens = np.maximum(linear, 0.0)
+    elif tokens_layer[3] == "exp":
         tokens = np.exp(linear) * tokens_layer[2]
+    else:
+        tokens = np.maximum(np.exp(linear) * tokens_layer[2] - 1.0, 0.0)
     return {
         "logits": trainer.decision_function(X, lam),
-        "quality": outcome["quality"],
+        "quality": quality,
         "output_tokens": tokens,
     }
 

@@ -1,9 +1,9 @@
 """Off-policy comparison of candidate routers with the current one on held-out logs.
 
 Every policy is evaluated from its exported ``router.onnx`` as the client
-serves it without exploration: ``softmax(logits / softmax_temperature)`` over
-the allowed models of each logged request that are on the predicted
-cost-quality frontier. Budgets are not applied. The DR value at λ is
+serves it without exploration and without a budget:
+``softmax(logits / softmax_temperature)`` over the allowed models of each
+logged request. Budgets are not applied. The DR value at λ is
 ``mean_i Σ_t π(t | x_i, λ) (A_i(t) - λ C_i(t))`` with pseudo-outcomes from an
 outcome model fitted on the training slice only.
 
@@ -98,17 +98,14 @@ def router_logits(
     grid: np.ndarray,
     prices: dict[str, tuple[float, float, str]],
 ) -> np.ndarray:
-    """Return the router's logits over its cost-quality frontier, (L, n, E), per grid λ.
+    """Return the router's logits over the allowed models, (L, n, E), per grid λ.
 
-    As in the client, logits are divided by the router's temperature, and a
-    model that a cheaper allowed model matches on predicted quality gets -inf,
-    as does a model without a router column.
+    As in the client without a budget, logits are divided by the router's
+    temperature. A model that is not allowed or has no router column gets -inf.
     """
     models = rows.models
     columns = router_columns(router, models, prices)
     safe = np.maximum(columns, 0)
-    price_in = np.array([prices.get(m, (0.0, 0.0, ""))[0] for m in models])
-    price_out = np.array([prices.get(m, (0.0, 0.0, ""))[1] for m in models])
     temperature = router.temperature
     result = np.zeros((grid.size, rows.X.shape[0], len(models)))
     for start in range(0, rows.X.shape[0], BATCH_ROWS):
@@ -116,37 +113,14 @@ def router_logits(
         batch = np.ascontiguousarray(rows.X[start:stop], dtype=np.float32)
         allowed = rows.allowed[start:stop] & (columns >= 0)
         for k, lam in enumerate(grid):
-            logits, quality, tokens = router.session.run(
-                ["logits", "quality", "output_tokens"],
+            (logits,) = router.session.run(
+                ["logits"],
                 {"embedding": batch, "lam": np.full(batch.shape[0], lam, np.float32)},
             )
-            cost = (
-                rows.input_tokens[start:stop, None] * price_in
-                + np.maximum(tokens[:, safe], 0.0) * price_out
-            )
-            support = frontier_mask(np.clip(quality[:, safe], 0.0, 1.0), cost, allowed)
-            mapped = np.where(support, logits[:, safe] / temperature, -np.inf)
+            mapped = np.where(allowed, logits[:, safe] / temperature, -np.inf)
             result[k, start:stop] = mapped
     return result
 
-
-def frontier_mask(quality: np.ndarray, cost: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Mark, per row, the allowed models that no cheaper allowed model matches on quality.
-
-    The vectorised form of the client's rule in :mod:`smartllm._sampling`.
-    """
-    q = np.where(allowed, quality, -np.inf)
-    c = np.where(allowed, cost, np.inf)
-    order = np.lexsort((-q, c), axis=-1)
-    sorted_quality = np.take_along_axis(q, order, axis=1)
-    best_before = np.maximum.accumulate(sorted_quality, axis=1)
-    best_before = np.concatenate(
-        [np.full((q.shape[0], 1), -np.inf), best_before[:, :-1]], axis=1
-    )
-    keep = (sorted_quality > best_before) & np.isfinite(sorted_quality)
-    mask = np.zeros_like(allowed)
-    np.put_along_axis(mask, order, keep, axis=1)
-    return mask
 
 
 def uniform_logits(n_rows: int, grid: np.ndarray, n_models: int) -> np.ndarray:
