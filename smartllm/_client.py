@@ -398,9 +398,12 @@ class Client:
         with self._state_lock:
             state = self._states.get(router.version)
             if state is None:
+                # An installed (retrained) router may drop the model a like=
+                # names, so only the bundled or explicit router checks like=.
+                installed = router is self._router_source().installed_router
                 pool = resolve_pool(
                     self._entries, router.models, router.prices,
-                    strict_like="under_explored" not in router.manifest,
+                    strict_like=not installed and "under_explored" not in router.manifest,
                 )
                 state = _PoolState(
                     router=router,

@@ -277,6 +277,11 @@ class RouterSource:
                     self._pointer_checked = True
         return self._installed or self._base_router()
 
+    @property
+    def installed_router(self) -> Router | None:
+        """The installed router in use, None while the bundled or explicit one serves."""
+        return self._installed
+
     def _base_router(self) -> Router:
         if self._base is None:
             with self._lock:
