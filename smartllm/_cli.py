@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -28,7 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) closed the pipe: stop quietly, as Unix
+        # tools do, and keep Python from reporting it again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -226,15 +233,22 @@ def _cmd_route(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
 
-    print(f"model: {decision.model}")
+    top = max(decision.probabilities, key=decision.probabilities.get)
+    print(f"model: {decision.model} (drawn with probability {decision.propensity:.3f})")
+    if decision.model != top:
+        print(f"exploration draw: the policy's most likely model is {top}")
     print(f"λ = {decision.lam:.4g} quality points per USD, budget: {decision.budget}")
     if decision.over_budget:
         print("no model fits the budget: the cheapest was chosen")
-    print(f"{'model':<48} {'probability':>11} {'cost USD':>12} {'quality':>8}")
+    width = max(len("model"), *(len(name) for name in decision.probabilities))
+    print(
+        f"{'model':<{width}} {'probability':>11} {'predicted USD':>13} "
+        f"{'predicted quality':>17}"
+    )
     for name, probability in sorted(decision.probabilities.items(), key=lambda i: -i[1]):
         print(
-            f"{name:<48} {probability:>11.3f} {decision.predicted_cost[name]:>12.6f} "
-            f"{decision.predicted_quality[name]:>8.3f}"
+            f"{name:<{width}} {probability:>11.3f} {decision.predicted_cost[name]:>13.6f} "
+            f"{decision.predicted_quality[name]:>17.3f}"
         )
     return 0
 
