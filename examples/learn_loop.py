@@ -1,6 +1,6 @@
 """Run smartllm's whole learning loop offline on recorded answers of real models.
 
-    python examples/learn_loop.py --requests 2000 --retrain-every 400 \\
+    python examples/learn_loop.py --requests 2400 --retrain-every 400 \\
         --plot end_to_end.png --json end_to_end.json
 
 The loop starts ``replay_server.py`` on 127.0.0.1, points every pool model
@@ -384,6 +384,13 @@ def run_retrain(args: argparse.Namespace, home: Path, index: int) -> dict[str, A
         reason=report.get("reason"), router_models=report.get("router_models"),
         under_explored=report.get("under_explored"), rows_used=report.get("rows_used"),
         feedback_per_model=report.get("feedback_per_model"),
+        # Mean DR value difference of each candidate minus the active router over
+        # the λ grid, with the interval the promotion rule tests.
+        differences={
+            name: {key: difference.get(key) for key in
+                   ("mean_difference", "mean_ci_low", "mean_ci_high", "mean_ci_level", "passes")}
+            for name, difference in (report.get("differences") or {}).items()
+        },
     )
     print(f"retrain after {index} requests ({seconds:.0f} s): {entry['reason']}; "
           f"active version {entry['version']}", flush=True)
@@ -490,26 +497,57 @@ def summarise_phases(result: LoopResult) -> list[dict[str, Any]]:
             "offline_evaluation": next(
                 (e for e in result.evaluations if e["phase"] == phase), None
             ),
+            "retrain_before": _retrain_outcome(result, phase),
         })
     return phases
+
+
+def _retrain_outcome(result: LoopResult, phase: int) -> dict[str, Any] | None:
+    """Return what the retrain that opened this phase did, or None for phase 0."""
+    if phase == 0 or phase > len(result.retrains):
+        return None
+    retrain = result.retrains[phase - 1]
+    return {
+        "exit_code": retrain["exit_code"],
+        "promoted": retrain.get("promoted"),
+        "version": retrain.get("version"),
+        "reason": retrain.get("reason") or retrain.get("error", "")[-300:],
+    }
+
+
+def _promotion_label(outcome: dict[str, Any] | None) -> str:
+    if outcome is None:
+        return "start"
+    if outcome["exit_code"] != 0:
+        return "retrain failed"
+    return "promoted" if outcome["promoted"] else "kept"
 
 
 def print_report(
     result: LoopResult, phases: list[dict[str, Any]], home: Path, elapsed: float
 ) -> None:
     print(f"\nλ = {result.lam:g} per USD; best single model in hindsight: {result.best_single}")
-    print("| phase | requests | policy | quality | cost (mUSD) | utility | regret vs oracle "
-          f"| regret vs best single | {COLD_MODEL} share | offline utility |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| phase | requests | policy | retrain | quality | cost (mUSD) | utility "
+          f"| regret vs oracle | regret vs best single | {COLD_MODEL} share | offline utility |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for phase in phases:
         offline = phase["offline_evaluation"] or {}
         print(
             f"| {phase['phase']} | {phase['requests']} | {phase['policy_version']} "
+            f"| {_promotion_label(phase['retrain_before'])} "
             f"| {phase['mean_quality']:.3f} | {phase['mean_cost'] * 1000:.3f} "
             f"| {phase['mean_utility']:.3f} | {phase['mean_regret']:.3f} "
             f"| {phase['mean_regret_vs_best_single']:+.3f} | {phase['cold_model_share']:.3f} "
             f"| {offline.get('expected_utility', float('nan')):.3f} |"
         )
+    tasks = sorted({task for phase in phases for task in phase["cold_model_share_by_task"]})
+    print(f"\n{COLD_MODEL} share of served requests by task (online)")
+    print("| phase | " + " | ".join(tasks) + " |")
+    print("|---|" + "---|" * len(tasks))
+    for phase in phases:
+        shares = phase["cold_model_share_by_task"]
+        print(f"| {phase['phase']} | "
+              + " | ".join(f"{shares.get(task, float('nan')):.3f}" for task in tasks) + " |")
     status = result.status
     print(f"\nlog: {status.get('requests')} requests, {status.get('requests_with_feedback')} "
           f"with feedback; data directory {home}; {elapsed:.0f} s")

@@ -125,9 +125,10 @@ class Client:
         exploration: share ε of each choice drawn uniformly from the feasible
             models, in [0, 1). 0 warns, because retraining then cannot learn
             about models the policy never picks.
-        min_explore: minimum probability of each feasible cold-start model and
-            of each model with fewer explored calls with feedback in the log
-            than router.json's ``min_feedback`` (default 100).
+        min_explore: minimum probability of each feasible cold-start model and,
+            under a retrained router, of each model with fewer explored calls
+            with feedback in the log than router.json's ``min_feedback``
+            (default 100).
         strict: raise BudgetExceededError when no model fits the budget,
             instead of calling the cheapest model.
         log_prompts: store prompt text in the log (off: only its sha256).
@@ -426,17 +427,22 @@ class Client:
     def _under_explored(self, router: Router, pool: list[PoolModel]) -> np.ndarray:
         """Mark pool models with fewer explored calls with feedback than the threshold.
 
-        The threshold is router.json's ``min_feedback``, else 100. A model is
-        under-explored when router.json lists it under ``under_explored`` or
-        the log contains fewer such calls for it. The counts are read once per
-        router version, so a long-running client re-reads them only when a
-        new router is installed.
+        Only an installed (retrained) router, which exists once the application
+        sends feedback, applies the threshold: router.json's ``min_feedback``,
+        else 100. A model is then under-explored when router.json lists it
+        under ``under_explored`` or the log contains fewer such calls for it.
+        The counts are read once per router version, so a long-running client
+        re-reads them only when a new router is installed. The bundled or an
+        explicit router marks only the models its router.json lists, so a
+        fresh install explores with ε alone.
         """
         threshold = router.manifest.get("min_feedback", DEFAULT_MIN_FEEDBACK)
         if isinstance(threshold, bool) or not isinstance(threshold, int):
             threshold = DEFAULT_MIN_FEEDBACK
         listed = router.manifest.get("under_explored")
         listed = set(listed) if isinstance(listed, list) else set()
+        if router is not self._router_source().installed_router:
+            return np.array([m.name in listed for m in pool], dtype=bool)
         counts: dict[str, int] = {}
         if self._store.path.exists():
             try:

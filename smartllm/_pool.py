@@ -116,39 +116,76 @@ def resolve_pool(
         if price is not None:
             known_prices[name] = price
 
-    pool = []
-    for name, entry in entries.items():
-        like = entry.get("like")
-        if like is not None and like not in columns and not strict_like:
-            logger.debug("models[%r]: like=%r is not in the router; using the price", name, like)
-            like = None
-        if like is not None and like not in columns and name not in columns:
-            raise ConfigurationError(
-                f"models[{name!r}] has like={like!r}, which the router does not know; "
-                f"use one of {list(router_models)}"
-            )
-        price = _resolve_price(name, entry, known_prices.get(like) if like else None, router_prices)
-        params = {k: v for k, v in entry.items() if k not in SMARTLLM_KEYS}
-        litellm_model = entry.get("model", name)
-        if not isinstance(litellm_model, str) or not litellm_model:
-            raise ConfigurationError(
-                f"models[{name!r}] has model={litellm_model!r}; pass a litellm model id"
-            )
+    resolved: dict[str, PoolModel] = {}
 
-        if name in columns:
-            column, cold, prior = columns[name], False, "router"
-        elif like is not None:
-            column, cold, prior = columns[like], True, f"like:{like}"
-        else:
-            nearest = _nearest_price(price, known_prices)
-            if nearest is None:
+    def resolve(name: str, visiting: tuple[str, ...]) -> PoolModel:
+        if name in resolved:
+            return resolved[name]
+        entry = entries[name]
+        like = entry.get("like")
+        if like is not None and like not in columns and like in entries and name not in columns:
+            # like= may name another pool model the router does not know: the
+            # new model then shares that model's prior.
+            if like in visiting:
                 raise ConfigurationError(
-                    f"model {name!r} is new to the router and no router model has a "
-                    f"price to compare with; add like=<one of {list(router_models)}>"
+                    f"models[{name!r}] has like={like!r}, which leads back to "
+                    f"{name!r}; point like= at one of {list(router_models)}"
                 )
-            column, cold, prior = columns[nearest], True, f"price:{nearest}"
-        pool.append(PoolModel(name, litellm_model, params, price, column, cold, prior))
-    return pool
+            target = resolve(like, (*visiting, name))
+            price = _resolve_price(name, entry, target.price, router_prices)
+            model = _pool_model(name, entry, price, target.column, f"like:{like}")
+        else:
+            model = _resolve_direct(name, entry, like, columns, known_prices,
+                                    router_models, router_prices, strict_like)
+        resolved[name] = model
+        return model
+
+    return [resolve(name, ()) for name in entries]
+
+
+def _pool_model(
+    name: str, entry: Mapping[str, Any], price: Price, column: int, prior: str
+) -> PoolModel:
+    params = {k: v for k, v in entry.items() if k not in SMARTLLM_KEYS}
+    litellm_model = entry.get("model", name)
+    if not isinstance(litellm_model, str) or not litellm_model:
+        raise ConfigurationError(
+            f"models[{name!r}] has model={litellm_model!r}; pass a litellm model id"
+        )
+    return PoolModel(name, litellm_model, params, price, column, prior != "router", prior)
+
+
+def _resolve_direct(
+    name: str,
+    entry: Mapping[str, Any],
+    like: str | None,
+    columns: Mapping[str, int],
+    known_prices: Mapping[str, Price],
+    router_models: Sequence[str],
+    router_prices: Mapping[str, Any],
+    strict_like: bool,
+) -> PoolModel:
+    if like is not None and like not in columns and not strict_like:
+        logger.debug("models[%r]: like=%r is not in the router; using the price", name, like)
+        like = None
+    if like is not None and like not in columns and name not in columns:
+        raise ConfigurationError(
+            f"models[{name!r}] has like={like!r}, which neither the router nor the "
+            f"pool knows; use one of {list(router_models)}"
+        )
+    price = _resolve_price(name, entry, known_prices.get(like) if like else None, router_prices)
+
+    if name in columns:
+        return _pool_model(name, entry, price, columns[name], "router")
+    if like is not None:
+        return _pool_model(name, entry, price, columns[like], f"like:{like}")
+    nearest = _nearest_price(price, known_prices)
+    if nearest is None:
+        raise ConfigurationError(
+            f"model {name!r} is new to the router and no router model has a "
+            f"price to compare with; add like=<one of {list(router_models)}>"
+        )
+    return _pool_model(name, entry, price, columns[nearest], f"price:{nearest}")
 
 
 def _resolve_price(

@@ -17,7 +17,8 @@ predicted cost of this request:
 4. Exploration mixes in ``exploration`` times the uniform distribution over all
    feasible models, so every feasible model keeps a probability of at least
    ``exploration / n_feasible``.
-5. Each feasible cold-start model (one the router was not trained on) is then
+5. Each feasible model the caller flags (a cold-start model the router was not
+   trained on, or one a retrained router has too little feedback on) is then
    raised to at least ``min_explore``, taking the mass from the other models in
    proportion to their probability.
 

@@ -101,6 +101,9 @@ def fit_candidates(train: LoggedRows, router_models: list[str], settings: FitSet
         )
     ]
 
+    # NOTE: these targets use the trainer's shrunk DR weights, which trade a
+    # small bias for variance; the promotion gate re-evaluates every
+    # candidate with clipped (unbiased) weights on the held-out slice.
     targets = trainer.pseudo_outcomes_
     best = np.atleast_1d(
         best_constant_model(targets.quality, targets.cost, trainer.lambda_grid_)

@@ -169,6 +169,9 @@ def test_learn_loop_logs_feedback_and_retrains(tmp_path):
     assert len(retrains) == 1
     assert retrains[0]["exit_code"] == 0, retrains[0].get("error")
     assert retrains[0]["promoted"] is True
+    assert phases[0]["retrain_before"] is None
+    assert phases[1]["retrain_before"]["promoted"] is True
+    assert phases[1]["retrain_before"]["version"] == retrains[0]["version"]
     assert phases[1]["policy_version"] == retrains[0]["version"]
     assert phases[1]["policy_version"] != phases[0]["policy_version"]
 
