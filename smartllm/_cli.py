@@ -181,8 +181,8 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     from . import _versions
     from ._errors import ConfigurationError
 
-    before = _versions.current_version() or _versions.BUNDLED
     try:
+        before = _versions.current_version() or _versions.BUNDLED
         target = args.version or _versions.previous_version()
         _versions.set_current(target)
     except ConfigurationError as exc:

@@ -493,11 +493,16 @@ class Client:
 
     def _featurise(self, state: _PoolState, request: PreparedRequest) -> tuple[np.ndarray, int]:
         router_text = request.router_text
-        embedding = self._embedder.embed([router_text])
-        counts = self._embedder.count_tokens([router_text, *request.texts])
-        input_tokens = int(counts[1:].sum())
+        batch = self._embedder.encode([router_text])
+        embedding = self._embedder.embed_encoded(batch)
+        router_tokens = int(batch.token_counts[0])
+        # A plain prompt is its own router text: count it once.
+        others = [text for text in request.texts if text != router_text]
+        input_tokens = router_tokens * (len(request.texts) - len(others))
+        if others:
+            input_tokens += int(self._embedder.count_tokens(others).sum())
         if state.router.features == FEATURE_SET:
-            features = router_features(embedding, [router_text], [int(counts[0])])
+            features = router_features(embedding, [router_text], [router_tokens])
         else:
             features = embedding
         return features, input_tokens

@@ -113,7 +113,13 @@ class Embedder:
         word pieces keep their head and tail. Empty or whitespace-only text
         embeds as the special tokens alone.
         """
-        batch = self.encode(texts)
+        return self.embed_encoded(self.encode(texts))
+
+    def embed_encoded(self, batch: EncodedBatch) -> np.ndarray:
+        """Embed a batch returned by :meth:`encode`.
+
+        A caller that also needs the token counts tokenises each text once.
+        """
         if batch.input_ids.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
 

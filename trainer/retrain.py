@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import shutil
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -428,6 +429,13 @@ def run(args: argparse.Namespace) -> int:
         report = retrain(options, progress=progress)
     except (RetrainError, ConfigurationError) as exc:
         print(f"smartllm retrain: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"smartllm retrain: cannot read the log as a smartllm SQLite log ({exc}); "
+            "check --log or SMARTLLM_HOME, or move the damaged file away",
+            file=sys.stderr,
+        )
         return 1
     if args.json:
         print(json.dumps(report, indent=2, default=_json_default))
