@@ -273,8 +273,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"feedback: {report['feedback']} ({report['requests_with_feedback']} requests)")
     print(f"policy version: {report['policy_version']}")
     print(f"log write failures: {report['log_write_failures']}")
+    names = [*report["per_model"], *report["exploration"]]
+    width = max([len("model"), *(len(name) for name in names)])
     for name, totals in report["per_model"].items():
-        print(f"  {name:<48} {totals['requests']:>8} requests {totals['cost']:>12.6f} USD")
+        print(f"  {name:<{width}} {totals['requests']:>8} requests {totals['cost']:>12.6f} USD")
 
     print(f"installed routers (active: {report['active_router']}):")
     for version in report["router_versions"]:
@@ -284,7 +286,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for name, item in report["exploration"].items():
         smallest = item["min_propensity"]
         shown = "never chosen" if smallest is None else f"{smallest:.4f}"
-        print(f"  {name:<48} {item['with_feedback']:>8} {shown:>12}")
+        print(f"  {name:<{width}} {item['with_feedback']:>8} {shown:>12}")
+    if report["requests"] == 0:
+        print("no requests logged yet: exploration data appears once requests are served")
+        return 0
     for warning in report["exploration_warnings"]:
         print(f"warning: {warning}")
     return 0
@@ -302,14 +307,8 @@ def _router_versions() -> dict[str, object]:
 def _exploration(client: Client) -> dict:
     from ._errors import AssetError
     from ._overlap import exploration_warnings, model_overlap
-    from ._paths import data_dir
-    from ._store import LOG_FILE_NAME, LogStore
 
-    store = LogStore(data_dir() / LOG_FILE_NAME)
-    try:
-        overlap = model_overlap(store.connection())
-    finally:
-        store.close()
+    overlap = model_overlap(client._store.connection())
     # Models of the active router that the log never mentions have no data at all.
     try:
         router_models = client._router_source().current().models
