@@ -9,19 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
-from importlib import resources
 
 from smartllm import Client
 
+# Models the bundled router was not trained on: each starts from the router
+# model with the nearest price (cold start) and keeps a share of exploration.
 POOL = ["openai/gpt-4o-mini", "openai/gpt-4o"]
 
 
-async def main(api_base: str, router: str | None) -> None:
+async def main(api_base: str) -> None:
     client = Client(
         models={name: {"api_base": api_base, "api_key": os.environ.get("OPENAI_API_KEY", "none")}
                 for name in POOL},
-        router=router,
     )
     stream = await client.acomplete(
         "Explain how a hash map handles collisions.", willingness_to_pay=0.05, stream=True
@@ -45,13 +44,6 @@ api_base = server.url if server else args.api_base
 if api_base is None:
     parser.error("pass --api-base URL or --local")
 
-router = None
-if not (resources.files("smartllm") / "assets" / "router.onnx").is_file():
-    # NOTE: until the package ships a router, build a small linear one.
-    from smartllm.testing import build_router
-
-    router = str(build_router(tempfile.mkdtemp(), POOL, quality={"openai/gpt-4o": 0.8}))
-
-asyncio.run(main(api_base, router))
+asyncio.run(main(api_base))
 if server:
     server.stop()

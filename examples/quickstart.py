@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-from importlib import resources
 
 from smartllm import Client
 
-POOL = ["openai/gpt-4o-mini", "openai/gpt-4o"]
+# Two models of the bundled router's pool, served here by one endpoint.
+POOL = ["gpt-4o-2024-05-13", "gemini/gemini-1.5-flash"]
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--api-base", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
@@ -34,17 +33,17 @@ api_base = server.url if server else args.api_base
 if api_base is None:
     parser.error("pass --api-base URL or --local")
 
-router = None
-if not (resources.files("smartllm") / "assets" / "router.onnx").is_file():
-    # NOTE: until the package ships a router, build a small linear one.
-    from smartllm.testing import build_router
-
-    router = build_router(tempfile.mkdtemp(), POOL, quality={"openai/gpt-4o": 0.8})
-
+# "model" is the litellm id to call: the openai/ provider speaks to any
+# OpenAI-compatible api_base, whatever the pool name.
 client = Client(
-    models={name: {"api_base": api_base, "api_key": os.environ.get("OPENAI_API_KEY", "none")}
-            for name in POOL},
-    router=router,
+    models={
+        name: {
+            "model": "openai/" + name.split("/")[-1],
+            "api_base": api_base,
+            "api_key": os.environ.get("OPENAI_API_KEY", "none"),
+        }
+        for name in POOL
+    },
 )
 response = client.complete("Prove that the square root of 2 is irrational.", budget=0.002)
 print(f"{response.model} answered for ${response.cost:.6f}: {response.text}")
