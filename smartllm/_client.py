@@ -958,8 +958,10 @@ def _env_float(value: float | None, variable: str, default: float | None = None)
 
 
 def _env_int(value: int | None, variable: str, default: int) -> int:
+    source = "max_retries"
     if value is None:
         raw = os.environ.get(variable)
+        source = variable
         if raw is None or raw.strip() == "":
             return default
         try:
@@ -969,7 +971,7 @@ def _env_int(value: int | None, variable: str, default: int) -> int:
                 f"{variable}={raw!r} is not an integer; set it to an integer such as 2"
             ) from None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"max_retries={value!r} is invalid; pass an integer >= 0")
+        raise ConfigurationError(f"{source}={value!r} is invalid; use an integer >= 0")
     return value
 
 
