@@ -520,7 +520,7 @@ def _promotion_label(outcome: dict[str, Any] | None) -> str:
         return "start"
     if outcome["exit_code"] != 0:
         return "retrain failed"
-    return "promoted" if outcome["promoted"] else "kept"
+    return "promoted" if outcome["promoted"] else "not promoted"
 
 
 def print_report(

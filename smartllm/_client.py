@@ -77,6 +77,9 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
 SESSION_CACHE_SIZE = 10_000
 
+# Seconds between two counts of feedback per model for the exploration floor.
+FLOOR_RECOUNT_SECONDS = 60.0
+
 # Errors of a log read or write, which must never fail a completion.
 _LOG_ERRORS = (sqlite3.Error, OSError, LogStoreError)
 
@@ -92,9 +95,6 @@ class _PoolState:
     input_price: np.ndarray
     output_price: np.ndarray
     cold_start: np.ndarray
-    # Router models with too little logged feedback; they get the min_explore
-    # floor like cold-start models (see _under_explored).
-    under_explored: np.ndarray
 
 
 @dataclass
@@ -126,9 +126,9 @@ class Client:
             models, in [0, 1). 0 warns, because retraining then cannot learn
             about models the policy never picks.
         min_explore: minimum probability of each feasible cold-start model and,
-            under a retrained router, of each model with fewer explored calls
-            with feedback in the log than router.json's ``min_feedback``
-            (default 100).
+            once the application sends feedback, of each model with fewer
+            explored calls with feedback in the log than router.json's
+            ``min_feedback`` (default 100).
         strict: raise BudgetExceededError when no model fits the budget,
             instead of calling the cheapest model.
         log_prompts: store prompt text in the log (off: only its sha256).
@@ -229,6 +229,7 @@ class Client:
         self._router_dir = Path(router_dir).expanduser() if router_dir else None
         self._routers: RouterSource | None = None
         self._states: dict[str, _PoolState] = {}
+        self._floor_cache: dict[str, tuple[float, np.ndarray]] = {}
         self._state_lock = threading.Lock()
         self._store = LogStore(Path(log_path) if log_path else data_dir() / LOG_FILE_NAME)
         self._sessions: OrderedDict[str, str] = OrderedDict()
@@ -414,7 +415,6 @@ class Client:
                     input_price=np.array([m.price.input_per_token for m in pool]),
                     output_price=np.array([m.price.output_per_token for m in pool]),
                     cold_start=np.array([m.cold_start for m in pool], dtype=bool),
-                    under_explored=self._under_explored(router, pool),
                 )
                 self._states[router.version] = state
                 for model in pool:
@@ -424,25 +424,31 @@ class Client:
                     )
         return state
 
+    def _floored(self, state: _PoolState) -> np.ndarray:
+        """Return the models that get the min_explore floor, recounted every minute."""
+        now = time.monotonic()
+        cached = self._floor_cache.get(state.router.version)
+        if cached is not None and now - cached[0] < FLOOR_RECOUNT_SECONDS:
+            return cached[1]
+        mask = state.cold_start | self._under_explored(state.router, state.models)
+        self._floor_cache[state.router.version] = (now, mask)
+        return mask
+
     def _under_explored(self, router: Router, pool: list[PoolModel]) -> np.ndarray:
         """Mark pool models with fewer explored calls with feedback than the threshold.
 
-        Only an installed (retrained) router, which exists once the application
-        sends feedback, applies the threshold: router.json's ``min_feedback``,
-        else 100. A model is then under-explored when router.json lists it
-        under ``under_explored`` or the log contains fewer such calls for it.
-        The counts are read once per router version, so a long-running client
-        re-reads them only when a new router is installed. The bundled or an
-        explicit router marks only the models its router.json lists, so a
-        fresh install explores with ε alone.
+        The threshold is router.json's ``min_feedback``, else 100. A model is
+        under-explored when router.json lists it under ``under_explored``, or
+        when the log holds fewer such calls for it and the application sends
+        feedback: some feedback is logged, or a retrained router is installed.
+        An application that never sends feedback therefore explores with ε
+        alone. The counts are read again at most once a minute.
         """
         threshold = router.manifest.get("min_feedback", DEFAULT_MIN_FEEDBACK)
         if isinstance(threshold, bool) or not isinstance(threshold, int):
             threshold = DEFAULT_MIN_FEEDBACK
         listed = router.manifest.get("under_explored")
         listed = set(listed) if isinstance(listed, list) else set()
-        if router is not self._router_source().installed_router:
-            return np.array([m.name in listed for m in pool], dtype=bool)
         counts: dict[str, int] = {}
         if self._store.path.exists():
             try:
@@ -453,6 +459,9 @@ class Client:
                     "model as explored", self._store.path, exc,
                 )
                 counts = {model.name: threshold for model in pool}
+        installed = router is self._router_source().installed_router
+        if not installed and sum(counts.values()) == 0:
+            return np.array([m.name in listed for m in pool], dtype=bool)
         marked = [m.name in listed or counts.get(m.name, 0) < threshold for m in pool]
         logger.debug(
             "router %s: under-explored models %s (threshold %d)",
@@ -574,7 +583,7 @@ class Client:
             logits, quality, cost, allowed, budget,
             exploration=self.exploration,
             temperature=self.policy_temperature or state.router.temperature,
-            cold_start=state.cold_start | state.under_explored,
+            cold_start=self._floored(state),
             min_explore=self.min_explore,
         )
         if distribution.over_budget and (self.strict if strict is None else strict):

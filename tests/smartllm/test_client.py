@@ -421,3 +421,19 @@ def test_routing_decision_features_stored(make_client):
     client = make_client()
     decision = client.route(PROMPT)
     assert np.shape(decision.features) == (1, 392)
+
+
+def test_floor_starts_with_first_feedback(make_client, server, monkeypatch):
+    """Models without feedback get the min_explore floor once any feedback is logged."""
+    import smartllm._client as client_module
+
+    monkeypatch.setattr(client_module, "FLOOR_RECOUNT_SECONDS", 0.0)
+    client = make_client(models=pool_entries(server), exploration=0.0, min_explore=0.1)
+    before = client.route(PROMPT)
+    assert min(before.probabilities.values()) < 0.1
+
+    response = client.complete(PROMPT)
+    client.feedback(response.request_id, score=1.0)
+    after = client.route(PROMPT)
+    for model, probability in after.probabilities.items():
+        assert probability >= 0.1 - 1e-12, model
