@@ -101,10 +101,11 @@ DR-trained policy, a DR-learner and the best constant model per λ) on
 a training slice and compares them with the current router on the held-out
 slice (--holdout, default 30%) by doubly robust (DR) value over the λ grid.
 
-Promotion rule: a candidate is installed only when (1) the mean over the λ
-grid of its paired DR value difference to the current router is above 0 and
-the lower end of its bootstrap confidence interval is above 0 (95%,
-Bonferroni-adjusted to 1 - 0.05/m for m candidates), and (2) at no grid λ is
+Promotion rule: a candidate is installed only when (1) the mean of its paired
+DR value difference to the current router over the λ grid, weighted by the
+share of held-out requests logged at each λ, is above 0 and the lower end of
+its bootstrap confidence interval is above 0 (95%, Bonferroni-adjusted to
+1 - 0.05/m for m candidates), and (2) at no grid λ that the traffic uses is
 the upper end of the 95% interval of the difference below 0. --force skips
 the rule. The exit code is 0 whether a router was installed or not.
 """

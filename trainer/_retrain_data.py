@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 _ROWS = (
     "SELECT r.id, r.created_at, r.embedder_sha256, r.features, r.embedding,"
     " r.allowed_models, r.chosen_model, r.served_model, r.propensity, r.status,"
-    " r.session_pinned, r.input_tokens, r.output_tokens, r.cost, lf.score"
+    " r.session_pinned, r.input_tokens, r.output_tokens, r.cost, lf.score, r.lam"
     " FROM requests AS r LEFT JOIN latest_feedback AS lf ON lf.request_id = r.id"
     " WHERE r.created_at >= ?"
 )
@@ -71,6 +71,7 @@ class LoggedRows:
     exclusions: Exclusions
     feedback_max_id: int
     price_sources: dict[str, str] = field(default_factory=dict)
+    lam: np.ndarray | None = None  # (n,) λ of each logged request, NaN if unknown
 
     def feedback_counts(self) -> dict[str, int]:
         """Return the usable calls with feedback per model."""
@@ -86,6 +87,7 @@ class LoggedRows:
             self.propensity[index], self.output_tokens[index],
             self.input_tokens[index], self.allowed[index],
             self.rows_read, self.exclusions, self.feedback_max_id, self.price_sources,
+            None if self.lam is None else self.lam[index],
         )
 
 
@@ -240,6 +242,10 @@ def to_arrays(
         exclusions=Exclusions(),
         feedback_max_id=0,
         price_sources={m: prices[m][2] if m in prices else "logged cost" for m in models},
+        lam=np.array(
+            [row[15] if len(row) > 15 and row[15] is not None else np.nan for row in rows],
+            dtype=np.float64,
+        ),
     )
     return data, prices
 

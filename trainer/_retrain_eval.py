@@ -8,12 +8,20 @@ logged request. Budgets are not applied. The DR value at λ is
 outcome model fitted on the training slice only.
 
 Promotion rule, with D(λ) the paired DR value difference candidate minus
-current router and m the number of candidates:
+current router, w(λ) the share of held-out requests at each grid λ (each
+request's logged λ split between its two neighbouring grid points as the
+router interpolates them) and m the number of candidates:
 
-1. the mean of D(λ) over the λ grid is > 0 and the lower end of its
+1. the traffic-weighted mean Σ w(λ) D(λ) is > 0 and the lower end of its
    bootstrap confidence interval at level 1 - 0.05 / m (95%, Bonferroni
    adjusted for choosing among m candidates) is above 0;
-2. at no grid λ is the upper end of the 95% interval of D(λ) below 0.
+2. at no grid λ with w(λ) > 0 is the upper end of the 95% interval of D(λ)
+   below 0.
+
+Weighting by the logged λ judges a router on the trade-off the application
+asks for: utilities at λ = 10,000 are hundreds of times larger than at
+λ = 10, so an unweighted mean over the grid would be decided by the largest
+λ whatever the traffic uses.
 
 Among the candidates that pass, the one with the largest mean difference wins.
 """
@@ -155,18 +163,45 @@ class Comparison:
     differences: dict[str, dict[str, object]]
 
 
+def traffic_weights(lam: np.ndarray | None, grid: np.ndarray) -> np.ndarray:
+    """Return the share of requests at each grid λ, (L,), summing to 1.
+
+    Each request's λ is split between its two neighbouring grid points with
+    the router's linear interpolation weights; λ beyond the grid counts for
+    the nearest end. Without any logged λ every grid point weighs the same.
+    """
+    weights = np.zeros(grid.size)
+    values = np.asarray(lam if lam is not None else [], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.full(grid.size, 1.0 / grid.size)
+    clipped = np.clip(values, grid[0], grid[-1])
+    right = np.clip(np.searchsorted(grid, clipped, side="right"), 1, grid.size - 1)
+    left = right - 1
+    span = grid[right] - grid[left]
+    alpha = np.where(span > 0, (grid[right] - clipped) / np.where(span > 0, span, 1.0), 1.0)
+    np.add.at(weights, left, alpha)
+    np.add.at(weights, right, 1.0 - alpha)
+    return weights / weights.sum()
+
+
 def compare(
     rows: dict[str, np.ndarray],
     baseline: str,
     grid: np.ndarray,
     n_boot: int,
     random_state: int,
+    weights: np.ndarray | None = None,
 ) -> Comparison:
     """Bootstrap the DR values of all policies with shared resamples of the rows.
 
     ``rows`` maps a policy name to its per-row utilities (L, n). Resampling the
-    same rows for every policy makes the differences paired.
+    same rows for every policy makes the differences paired. ``weights`` (L,)
+    is the share of traffic at each grid λ (:func:`traffic_weights`); None
+    weighs every grid point the same.
     """
+    if weights is None:
+        weights = np.full(grid.size, 1.0 / grid.size)
     names = list(rows)
     stacked = np.stack([rows[name] for name in names])  # (P, L, n)
     n = stacked.shape[-1]
@@ -200,12 +235,16 @@ def compare(
         p = names.index(name)
         per_lambda = draws[p] - draws[base]
         low, high = np.quantile(per_lambda, [tail, 1.0 - tail], axis=-1)
-        grid_mean = per_lambda.mean(axis=0)
+        grid_mean = weights @ per_lambda
         adjusted_tail = (1.0 - adjusted) / 2.0
         mean_low, mean_high = np.quantile(grid_mean, [adjusted_tail, 1.0 - adjusted_tail])
         difference = means[p] - means[base]
-        worse = [float(lam) for lam, h in zip(grid, high, strict=True) if h < 0]
-        mean_difference = float(difference.mean())
+        worse = [
+            float(lam)
+            for lam, h, w in zip(grid, high, weights, strict=True)
+            if h < 0 and w > 0
+        ]
+        mean_difference = float(weights @ difference)
         differences[name] = {
             "difference": difference.tolist(),
             "ci_low": low.tolist(),
@@ -214,6 +253,7 @@ def compare(
             "mean_ci_low": float(mean_low),
             "mean_ci_high": float(mean_high),
             "mean_ci_level": adjusted,
+            "lambda_weights": weights.tolist(),
             "significantly_worse_at": worse,
             "passes": bool(mean_difference > 0 and mean_low > 0 and not worse),
         }

@@ -47,7 +47,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{lam:>16g} " + " ".join(f"{c:>26}" for c in cells))
 
     lines.append("")
-    lines.append("candidate minus current router, mean over the λ grid:")
+    lines.append("candidate minus current router, mean over the λ grid weighted by traffic:")
     for name, difference in report["differences"].items():
         verdict = "passes" if difference["passes"] else "fails"
         worse = difference["significantly_worse_at"]

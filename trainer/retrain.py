@@ -43,6 +43,7 @@ from ._retrain_eval import (
     router_logits,
     row_values,
     select,
+    traffic_weights,
     uniform_logits,
 )
 from ._retrain_report import format_report
@@ -242,7 +243,10 @@ def _evaluate(loaded, current, train, test, prices, settings, options, progress)
         logits[CURRENT] = uniform_logits(test.X.shape[0], grid, len(test.models))
 
     values = {name: row_values(item, targets, grid) for name, item in logits.items()}
-    comparison = compare(values, CURRENT, grid, options.n_boot, settings.random_state)
+    weights = traffic_weights(test.lam, grid)
+    comparison = compare(
+        values, CURRENT, grid, options.n_boot, settings.random_state, weights
+    )
     chosen = select(comparison, options.force)
 
     plot = None
