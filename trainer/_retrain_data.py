@@ -170,7 +170,8 @@ def read_rows(
     usable = []
     cursor = connection.execute(_ROWS, (since,))
     for row in tqdm(cursor, total=total, desc="read log", unit="row", disable=not progress):
-        (_, _, embedder, features, _, _, chosen, served, _, status, pinned, *_, score) = row
+        (_, _, embedder, features, _, _, chosen, served, _, status, pinned, *_) = row
+        score = row[14]
         if status != "ok" or served is None:
             exclusions.not_ok += 1
         elif score is None:
