@@ -17,10 +17,10 @@ predicted cost of this request:
 4. Exploration mixes in ``exploration`` times the uniform distribution over all
    feasible models, so every feasible model keeps a probability of at least
    ``exploration / n_feasible``.
-5. Each feasible model the caller flags (a cold-start model the router was not
-   trained on, or one a retrained router has too little feedback on) is then
-   raised to at least ``min_explore``, taking the mass from the other models in
-   proportion to their probability.
+5. Each feasible model the caller flags is then raised to at least
+   ``min_explore``, taking the mass from the other models in proportion to
+   their probability. The client flags cold-start models (the router was not
+   trained on them) and models with too little logged feedback.
 
 Raising the budget only adds candidate sets in step 3, and the maximum over
 more sets cannot be smaller, so the expected predicted quality of the policy

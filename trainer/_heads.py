@@ -1,9 +1,9 @@
 """Per-model prediction heads that the client reads from ``router.onnx``.
 
 The policy decides; these heads explain and bound the decision. The client
-shows ``quality`` to the user, keeps the choice on the cost-quality frontier
-with it, and multiplies ``output_tokens`` by the output price to check a
-budget. Both are fitted on every observed (prompt, model) pair:
+shows ``quality`` to the user and, under a budget, uses it to keep the
+expected quality from falling as the budget grows. It multiplies
+``output_tokens`` by the output price to check a budget. Both are fitted on every observed (prompt, model) pair:
 
 - quality: L2-penalised logistic regression per model (Newton steps), so
   predictions stay inside (0, 1) and rank models the way the data do;
