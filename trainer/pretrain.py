@@ -26,6 +26,7 @@ import numpy as np
 from smartllm._embedder import Embedder
 from smartllm._features import FEATURE_SET, router_features
 
+from ._ensemble import merge_ensemble
 from ._estimator import RouterTrainer
 from .matrix import RoutingMatrix, load_matrix
 
@@ -36,6 +37,10 @@ TEST_PERCENT = 20
 # Chosen on a validation split of the training prompts with
 # scripts/tune_pretrain.py; the test prompts played no part.
 TRAINER_SETTINGS = {"hidden": (128,), "l2": 1e-3}
+# Networks from this many seeds are averaged into the shipped policy; on the
+# same validation split, five seeds closed more of the gap at every λ up to
+# 100 than the median single seed.
+ENSEMBLE_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -146,15 +151,22 @@ def pretrain(
     split = split_by_id(matrix.ids)
     models = matrix.models
 
-    trainer = RouterTrainer(
-        models=models, random_state=random_state, epochs=epochs, **TRAINER_SETTINGS
-    )
-    trainer.fit_full(
-        features[split.train],
-        matrix.quality[split.train],
-        matrix.cost[split.train],
-        output_tokens_matrix=_tokens_with_nan(matrix.output_tokens[split.train]),
-    )
+    members = []
+    for offset in range(ENSEMBLE_SIZE):
+        member = RouterTrainer(
+            models=models,
+            random_state=random_state + offset,
+            epochs=epochs,
+            **TRAINER_SETTINGS,
+        )
+        member.fit_full(
+            features[split.train],
+            matrix.quality[split.train],
+            matrix.cost[split.train],
+            output_tokens_matrix=_tokens_with_nan(matrix.output_tokens[split.train]),
+        )
+        members.append(member)
+    trainer = merge_ensemble(members)
 
     complete = split.test[~np.isnan(matrix.quality[split.test]).any(axis=1)]
     lambdas = [float(v) for v in trainer.lambda_grid_]
@@ -173,7 +185,11 @@ def pretrain(
         "embedder_sha256": Embedder().sha256,
         "features": FEATURE_SET,
         "prices": price_table(matrix),
-        "metrics": {"test": report, "split": f"sha256(id) % 100 < {TEST_PERCENT}"},
+        "metrics": {
+            "test": report,
+            "split": f"sha256(id) % 100 < {TEST_PERCENT}",
+            "ensemble_size": ENSEMBLE_SIZE,
+        },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     trainer.export(out_dir, metadata=metadata)
