@@ -77,6 +77,9 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
 SESSION_CACHE_SIZE = 10_000
 
+# Policy version suffix of requests routed without a usable router output.
+DEGRADED_SUFFIX = "+degraded"
+
 # Seconds between two counts of feedback per model for the exploration floor.
 FLOOR_RECOUNT_SECONDS = 60.0
 
@@ -440,7 +443,8 @@ class Client:
         The threshold is router.json's ``min_feedback``, else 100. A model is
         under-explored when router.json lists it under ``under_explored``, or
         when the log holds fewer such calls for it and the application sends
-        feedback: some feedback is logged, or a retrained router is installed.
+        feedback: an explored call with feedback is logged, or a retrained
+        router is installed.
         An application that never sends feedback therefore explores with ε
         alone. The counts are read again at most once a minute.
         """
@@ -529,8 +533,8 @@ class Client:
         if problem is None:
             return prediction, version
 
-        # Equal logits and qualities with zero output tokens make the cheapest
-        # feasible model the policy's only choice; exploration still applies.
+        # Neutral outputs; _decide then gives the policy part to the cheapest
+        # allowed model by input price, and exploration still applies.
         with self._counter_lock:
             self.router_failures += 1
             first_for_version = version not in self._degraded_versions
@@ -543,7 +547,7 @@ class Client:
         )
         size = len(state.router.models)
         prediction = RouterPrediction(np.zeros(size), np.full(size, 0.5), np.zeros(size))
-        return prediction, f"{version}+degraded"
+        return prediction, f"{version}{DEGRADED_SUFFIX}"
 
     def _decide(
         self,
@@ -578,6 +582,8 @@ class Client:
         if max_tokens is not None:
             output_tokens = np.minimum(output_tokens, max_tokens)
         cost = input_tokens * state.input_price + output_tokens * state.output_price
+        if version.endswith(DEGRADED_SUFFIX):
+            logits = _cheapest_only(cost, allowed)
 
         distribution = choice_distribution(
             logits, quality, cost, allowed, budget,
@@ -964,6 +970,14 @@ def _env_float(value: float | None, variable: str, default: float | None = None)
         raise ConfigurationError(
             f"{variable}={raw!r} is not a number; set it to a number or unset it"
         ) from None
+
+
+def _cheapest_only(cost: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Return logits that put the whole policy part on the cheapest allowed model."""
+    logits = np.full(len(cost), -np.inf)
+    candidates = np.flatnonzero(allowed)
+    logits[candidates[np.argmin(cost[candidates])]] = 0.0
+    return logits
 
 
 def _env_int(value: int | None, variable: str, default: int) -> int:

@@ -15,8 +15,8 @@ predicted cost of this request:
    sets whose expected predicted quality is the maximum. When the policy
    agrees with the quality predictions, that is simply every feasible model.
 4. Exploration mixes in ``exploration`` times the uniform distribution over all
-   feasible models, so every feasible model keeps a probability of at least
-   ``exploration / n_feasible``.
+   feasible models, so before step 5 every feasible model has a probability
+   of at least ``exploration / n_feasible``.
 5. Each feasible model the caller flags is then raised to at least
    ``min_explore``, taking the mass from the other models in proportion to
    their probability. The client flags cold-start models (the router was not

@@ -161,8 +161,8 @@ def retrain(options: RetrainOptions, progress: bool = False) -> dict[str, Any]:
     if held_out.sum() < MIN_HOLDOUT_ROWS or (~held_out).sum() < MIN_HOLDOUT_ROWS:
         raise RetrainError(
             f"the split leaves {int(held_out.sum())} held-out and {int((~held_out).sum())} "
-            f"training rows; each side needs {MIN_HOLDOUT_ROWS}: set --holdout "
-            "between 0.1 and 0.5 or collect more feedback"
+            f"training rows; each side needs {MIN_HOLDOUT_ROWS}: move --holdout "
+            "(0.05 to 0.8) towards 0.5 or collect more feedback"
         )
     train, test = logged.subset(~held_out), logged.subset(held_out)
     timings["prepare"] = time.perf_counter() - step

@@ -270,3 +270,20 @@ def test_missing_bundled_asset_names_file(name, asset_copy, home):
         Client(models=POOL).route(PROMPT)
 
     assert str(asset_copy / name) in str(raised.value)
+
+
+@pytest.mark.filterwarnings("ignore:exploration=0")
+def test_degraded_choice_is_cheapest(make_client, monkeypatch):
+    """A failed router run puts the whole policy part on the cheapest allowed model."""
+    client = make_client(exploration=0.0, min_explore=0.0)
+
+    def broken_run(self, features, lam):
+        raise RuntimeError("simulated onnxruntime failure")
+
+    monkeypatch.setattr(_router.Router, "predict", broken_run)
+    decision = client.route(PROMPT)
+    cheapest = min(decision.predicted_cost, key=decision.predicted_cost.get)
+
+    assert decision.policy_version.endswith("+degraded")
+    assert decision.model == cheapest
+    assert decision.probabilities[cheapest] == pytest.approx(1.0)
