@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from smartllm.testing.openai_server import chunk_body, completion_body
+
 logger = logging.getLogger("replay_server")
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "replay_data"
@@ -327,7 +329,7 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._send_stream(model, answer.output, usage if include_usage else None)
             else:
-                self._send_json(200, _completion(model, answer.output, usage))
+                self._send_json(200, completion_body(model, answer.output, usage))
 
         def _send_missing(self, model: str, no_prompt: bool, text: str | None) -> None:
             if no_prompt:
@@ -385,12 +387,12 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             # Each piece is a word with its trailing whitespace, so the deltas
             # join back to the recorded text byte for byte.
             pieces = [p for p in _STREAM_PIECE.findall(text) if p]
-            self._send_event(_chunk(ident, model, {"role": "assistant", "content": ""}, None))
+            self._send_event(chunk_body(ident, model, {"role": "assistant", "content": ""}, None))
             for piece in pieces:
-                self._send_event(_chunk(ident, model, {"content": piece}, None))
-            self._send_event(_chunk(ident, model, {}, "stop"))
+                self._send_event(chunk_body(ident, model, {"content": piece}, None))
+            self._send_event(chunk_body(ident, model, {}, "stop"))
             if usage is not None:
-                final = _chunk(ident, model, {}, None)
+                final = chunk_body(ident, model, {}, None)
                 final["choices"] = []
                 final["usage"] = usage
                 self._send_event(final)
@@ -402,32 +404,6 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
 
     return Handler
 
-
-def _completion(model: str, text: str, usage: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": usage,
-    }
-
-
-def _chunk(ident: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-    return {
-        "id": ident,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -236,7 +236,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._send_stream(model, answer, usage if include_usage else None)
             else:
-                self._send_json(200, _completion(model, answer, usage))
+                self._send_json(200, completion_body(model, answer, usage))
 
         def _send_error(self, failure: FailureSpec) -> None:
             headers = {}
@@ -262,7 +262,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 data = b'{"id": "chatcmpl-broken", "choices": [{"message": {"content'
                 self._send_raw(200, "application/json", data)
             elif mode == "empty_choices":
-                payload = _completion(model, answer, {"prompt_tokens": 1, "completion_tokens": 0})
+                payload = completion_body(model, answer, {"prompt_tokens": 1, "completion_tokens": 0})
                 payload["choices"] = []
                 self._send_json(200, payload)
             elif mode == "cut_stream":
@@ -286,12 +286,12 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             if stream:
                 first_word = answer.split(" ")[0]
                 events = [
-                    _chunk(ident, model, {"role": "assistant", "content": ""}, None),
-                    _chunk(ident, model, {"content": first_word}, None),
+                    chunk_body(ident, model, {"role": "assistant", "content": ""}, None),
+                    chunk_body(ident, model, {"content": first_word}, None),
                 ]
                 parts = [b"data: " + json.dumps(e).encode("utf-8") + b"\n\n" for e in events]
             else:
-                parts = [json.dumps(_completion(model, answer, {}))[:40].encode("utf-8")]
+                parts = [json.dumps(completion_body(model, answer, {}))[:40].encode("utf-8")]
             try:
                 for part in parts:
                     self.wfile.write(f"{len(part):x}\r\n".encode("ascii") + part + b"\r\n")
@@ -325,10 +325,10 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             deltas += [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
             try:
                 for delta in deltas:
-                    self._send_event(_chunk(ident, model, delta, None))
-                self._send_event(_chunk(ident, model, {}, "stop"))
+                    self._send_event(chunk_body(ident, model, delta, None))
+                self._send_event(chunk_body(ident, model, {}, "stop"))
                 if usage is not None:
-                    final = _chunk(ident, model, {}, None)
+                    final = chunk_body(ident, model, {}, None)
                     final["choices"] = []
                     final["usage"] = usage
                     self._send_event(final)
@@ -344,7 +344,8 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _completion(model: str, answer: str, usage: dict[str, int]) -> dict[str, Any]:
+def completion_body(model: str, answer: str, usage: dict[str, int]) -> dict[str, Any]:
+    """Return an OpenAI chat.completion response body with one choice."""
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",
@@ -361,7 +362,8 @@ def _completion(model: str, answer: str, usage: dict[str, int]) -> dict[str, Any
     }
 
 
-def _chunk(ident: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+def chunk_body(ident: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    """Return one OpenAI chat.completion.chunk body for a streamed response."""
     return {
         "id": ident,
         "object": "chat.completion.chunk",
