@@ -237,8 +237,16 @@ def _cmd_route(args: argparse.Namespace) -> int:
     top = max(decision.probabilities, key=decision.probabilities.get)
     print(f"model: {decision.model} (drawn with probability {decision.propensity:.3f})")
     if decision.model != top:
-        print(f"exploration draw: the policy's most likely model is {top}")
-    print(f"λ = {decision.lam:.4g} quality points per USD, budget: {decision.budget}")
+        print(f"(a random draw from the probabilities below; the most likely is {top})")
+    budget = "no budget" if decision.budget is None else f"budget {decision.budget:g} USD"
+    if decision.willingness_to_pay is None:
+        trade_off = "λ = 0: budget only, so the best predicted quality within it"
+    else:
+        trade_off = (
+            f"λ = {decision.lam:.4g} quality points per USD "
+            f"(willingness to pay {decision.willingness_to_pay:g} USD)"
+        )
+    print(f"{trade_off}; {budget}")
     if decision.over_budget:
         print("no model fits the budget: the cheapest was chosen")
     width = max(len("model"), *(len(name) for name in decision.probabilities))
