@@ -27,7 +27,6 @@ import datetime
 import gzip
 import json
 import logging
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from trainer.matrix.build import zeroeval_index, zeroeval_output  # noqa: E402
 from trainer.matrix.grading import grade  # noqa: E402
 from trainer.matrix.prices import resolve_prices  # noqa: E402
 from trainer.matrix.sources import (  # noqa: E402
@@ -136,7 +136,7 @@ def collect_prompts(data_dir: Path, specs: list[ModelSpec]) -> list[dict[str, An
                             task.task)
                 continue
             for record in read_zeroeval(data_dir, task.folder, stem):
-                index = question_index(record["id"])
+                index = zeroeval_index(record["id"])
                 prompt = by_question.setdefault(
                     index,
                     {
@@ -149,7 +149,7 @@ def collect_prompts(data_dir: Path, specs: list[ModelSpec]) -> list[dict[str, An
                         "answers": {},
                     },
                 )
-                prompt["answers"][spec.model_id] = {"output": output_text(record)}
+                prompt["answers"][spec.model_id] = {"output": zeroeval_output(record)}
 
         questions = sorted(by_question)
         ids = [by_question[index]["id"] for index in questions]
@@ -159,22 +159,6 @@ def collect_prompts(data_dir: Path, specs: list[ModelSpec]) -> list[dict[str, An
                     len(questions))
         prompts.extend(selected)
     return prompts
-
-
-def question_index(record_id: Any) -> int:
-    """Return the question number of a ZeroEval id such as ``gsm8k-main-test-#12``."""
-    if isinstance(record_id, int):
-        return record_id
-    match = re.search(r"(\d+)$", str(record_id))
-    if match is None:
-        raise ValueError(f"ZeroEval record id {record_id!r} has no trailing number")
-    return int(match.group(1))
-
-
-def output_text(record: dict[str, Any]) -> str:
-    """Return the model's raw output; ZeroEval stores it as a one-element list."""
-    output = record.get("output") or [""]
-    return str(output[0] or "")
 
 
 def count_tokens(prompts: list[dict[str, Any]]) -> None:

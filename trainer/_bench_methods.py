@@ -112,7 +112,7 @@ def direct_method(problem, **options):
 
 
 def network_on_logs(problem, **options):
-    """The trainer's network fitted on the logs with the given options."""
+    """Fit the trainer's network on the logs and return its one-hot test choices."""
     router = _trainer(problem, **options).fit(
         problem.log_features,
         problem.log_chosen,

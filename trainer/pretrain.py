@@ -5,7 +5,7 @@
 
 The matrix in ``data/routing_matrix`` records every pool model's graded
 answer to every prompt, so the policy is fitted on full feedback. One prompt
-in five, chosen by a hash of its id, is held out; the test regret per λ
+in five, chosen by a hash of its id, is held out. The test regret per λ
 against the oracle, the best single model and random choice goes into
 ``router.json`` and is printed as a table. The run is deterministic: the
 same matrix and options give byte-identical files.
@@ -37,7 +37,7 @@ TEST_PERCENT = 20
 # Chosen on a validation split of the training prompts with
 # scripts/tune_pretrain.py; the test prompts played no part.
 TRAINER_SETTINGS = {"hidden": (128,), "l2": 1e-3}
-# Networks from this many seeds are averaged into the shipped policy; on the
+# Networks from this many seeds are averaged into the shipped policy. On the
 # same validation split, five seeds closed more of the gap at every λ up to
 # 100 than the median single seed.
 ENSEMBLE_SIZE = 5

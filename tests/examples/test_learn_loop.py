@@ -140,8 +140,8 @@ def _start_router_args(tmp_path: Path) -> list[str]:
 def test_learn_loop_logs_feedback_and_retrains(tmp_path):
     """160 requests: each is logged with feedback, and a forced retrain installs a router.
 
-    The retrain splits its 80 rows by a hash of random request ids; a holdout
-    of 0.5 leaves fewer than 20 rows on a side with probability below 1e-5.
+    The retrain splits its 80 rows by a hash of random request ids. With a
+    holdout of 0.5, fewer than 20 rows land on a side with probability below 1e-5.
     """
     home = tmp_path / "home"
     result_path = tmp_path / "loop.json"

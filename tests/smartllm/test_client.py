@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 
 import numpy as np
@@ -434,6 +435,11 @@ def test_floor_starts_with_first_feedback(make_client, server, monkeypatch):
 
     response = client.complete(PROMPT)
     client.feedback(response.request_id, score=1.0)
+    # The recount runs in a background thread: the first route starts it.
+    deadline = time.monotonic() + 10.0
     after = client.route(PROMPT)
+    while min(after.probabilities.values()) < 0.1 - 1e-12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = client.route(PROMPT)
     for model, probability in after.probabilities.items():
         assert probability >= 0.1 - 1e-12, model

@@ -36,7 +36,13 @@ from .sources import (
     zeroeval_summary,
 )
 
-__all__ = ["MAX_AGREEMENT_GAP", "Shard", "build_matrix"]
+__all__ = [
+    "MAX_AGREEMENT_GAP",
+    "Shard",
+    "build_matrix",
+    "zeroeval_index",
+    "zeroeval_output",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +161,7 @@ def collect_zeroeval(
             by_model.append({})
             continue
         records = read_zeroeval(data_dir, task.folder, stem)
-        by_model.append({_zeroeval_index(r["id"]): r for r in records})
+        by_model.append({zeroeval_index(r["id"]): r for r in records})
         upstream_name = spec.summary_names.get(task.folder, stem)
         agreement.append(
             _zeroeval_agreement(task, spec, stem, records, summary.get(upstream_name))
@@ -178,7 +184,7 @@ def collect_zeroeval(
             if record is None:
                 column_outputs.append(None)
                 continue
-            output = _zeroeval_output(record)
+            output = zeroeval_output(record)
             quality[row, column] = grade(task.task, output, str(record["answer"]))
             column_outputs.append(output)
         outputs.append(column_outputs)
@@ -240,8 +246,8 @@ def _mmlu_pro_shard(
     return Shard(name, rows, quality, outputs)
 
 
-def _zeroeval_index(record_id: Any) -> int:
-    # Ids are "gsm8k-main-test-#12", "crux-test-#12" or the bare integer 12.
+def zeroeval_index(record_id: Any) -> int:
+    """Return the question number of a ZeroEval id such as ``gsm8k-main-test-#12``."""
     if isinstance(record_id, int):
         return record_id
     match = re.search(r"(\d+)$", str(record_id))
@@ -250,7 +256,8 @@ def _zeroeval_index(record_id: Any) -> int:
     return int(match.group(1))
 
 
-def _zeroeval_output(record: dict[str, Any]) -> str:
+def zeroeval_output(record: dict[str, Any]) -> str:
+    """Return a record's raw output text; ZeroEval stores it as a one-element list."""
     output = record.get("output") or [""]
     return str(output[0] or "")
 
@@ -263,7 +270,7 @@ def _zeroeval_agreement(
     upstream: float | None,
 ) -> dict[str, Any]:
     correct = sum(
-        grade(task.task, _zeroeval_output(r), str(r["answer"])) for r in records
+        grade(task.task, zeroeval_output(r), str(r["answer"])) for r in records
     )
     accuracy = 100.0 * correct / len(records)
     return {
